@@ -135,13 +135,11 @@ class DataFixup(Fixup):
         self.size = size
         self.signedness = signedness
         bits = 8 * size
-        if size == 8:
-            self.bounds = (-(1 << 63), MASK64)
-        elif signedness == "signed":
+        if signedness == "signed":
             self.bounds = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
         elif signedness == "unsigned":
             self.bounds = (0, (1 << bits) - 1)
-        else:
+        else:   # "either": fits as a signed or as an unsigned word
             self.bounds = (-(1 << (bits - 1)), (1 << bits) - 1)
 
     def encode_field(self, buf, off, value):
@@ -156,7 +154,7 @@ class DataFixup(Fixup):
     def roundtrip(self, value):
         bits = 8 * self.size
         if self.signedness == "signed":
-            return value
+            return sign_extend(value, bits)
         return value & ((1 << bits) - 1)
 
 

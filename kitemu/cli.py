@@ -1,0 +1,101 @@
+"""``kitemu`` command line.
+
+    kitemu run [--target T] [-e ENTRY] [--strategy S] [--page-size N] INPUT.o... [-- ARGS...]
+    kitemu targets
+    kitemu corpus [--targets T,...] [--cases C,...] [--variants V,...] [--strategies S,...]
+
+Errors in the inputs print one ``kitemu: error: ...`` line and exit 2; a
+program that crashes exits 128+signal after a one-paragraph report on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import KitemuError
+from .targets import TARGETS
+
+
+def _int(text: str) -> int:
+    return int(text, 0)
+
+
+def cmd_run(ns) -> int:
+    from .runtime import run_files
+
+    def sink(data: bytes) -> None:
+        sys.stdout.buffer.write(data)
+
+    result = run_files(ns.inputs, target=ns.target, entry=ns.entry, args=ns.args,
+                       strategy=ns.strategy, page_size=ns.page_size, base=ns.base,
+                       stdout_sink=sink)
+    sys.stdout.flush()
+    if result.stderr:
+        sys.stderr.buffer.write(result.stderr)
+    if result.fault is not None:
+        sys.stderr.write(f"kitemu: program crashed. {result.fault.render()}\n")
+    elif result.signal:
+        sys.stderr.write(f"kitemu: program terminated by {result.signal}: {result.message}\n")
+    return result.exit_code
+
+
+def cmd_targets(ns) -> int:
+    for t in TARGETS.values():
+        print(f"{t.name:<14} arch={t.arch_module:<8} format={t.format:<6} host={t.host_os:<6} "
+              f"page={t.default_page_size:#x} clang --target={t.triple}")
+    return 0
+
+
+def cmd_corpus(ns) -> int:
+    from .harness.corpus import main as corpus_main
+    return corpus_main(ns)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kitemu", description="JIT linker testbed: link objects in "
+                                "memory and run them in unicorn")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="link objects in memory and run them")
+    r.add_argument("--target", "-t", choices=sorted(TARGETS),
+                   help="target (default: from the first input's machine)")
+    r.add_argument("-e", "--entry", default="main", help="entry symbol (default main)")
+    r.add_argument("--strategy", default="mprotect", help="exec-memory strategy: mprotect | dual-map")
+    r.add_argument("--page-size", type=_int, default=None, help="host page size (default per target)")
+    r.add_argument("--base", type=_int, default=0x1000_0000, help="image region base address")
+    r.add_argument("inputs", nargs="+", metavar="INPUT")
+    r.set_defaults(func=cmd_run)
+
+    t = sub.add_parser("targets", help="list targets")
+    t.set_defaults(func=cmd_targets)
+
+    c = sub.add_parser("corpus", help="run the corpus on every target and compare with expected output")
+    c.add_argument("--targets", default=None, help="comma-separated targets (default all)")
+    c.add_argument("--cases", default=None, help="comma-separated case names (default all)")
+    c.add_argument("--variants", default=None, help="comma-separated build variants (default all)")
+    c.add_argument("--strategies", default="mprotect,dual-map", help="exec-memory strategies")
+    c.add_argument("--corpus-dir", default=None, help="corpus directory (default: ./corpus)")
+    c.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+    c.set_defaults(func=cmd_corpus)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog_args: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, prog_args = argv[:i], argv[i + 1:]
+    ns = build_parser().parse_args(argv)
+    ns.args = prog_args
+    try:
+        return ns.func(ns)
+    except KitemuError as e:
+        sys.stdout.flush()
+        print(f"kitemu: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

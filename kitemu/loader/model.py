@@ -1,0 +1,118 @@
+"""The neutral object model every reader produces and the linker consumes.
+
+Readers know formats; this model knows neither ELF nor Mach-O. A relocation
+carries its format's type number and name (for messages) and the target's
+:class:`~kitemu.targets.base.RelocSpec` (for applying it).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from ..targets.base import RelocSpec
+
+
+class SectionKind(enum.Enum):
+    TEXT = "text"                # allocated, executable
+    RODATA = "rodata"            # allocated, read-only data
+    DATA = "data"                # allocated, writable, with contents
+    BSS = "bss"                  # allocated, writable, zero-filled (no contents)
+    INIT_ARRAY = "init_array"    # pointers to constructors, run before the entry
+    FINI_ARRAY = "fini_array"    # pointers to destructors, run after it
+    PREINIT_ARRAY = "preinit_array"
+    NONALLOC = "nonalloc"        # debug info, notes, comments: not loaded
+
+    @property
+    def loaded(self) -> bool:
+        return self is not SectionKind.NONALLOC
+
+    @property
+    def writable(self) -> bool:
+        return self in (SectionKind.DATA, SectionKind.BSS, SectionKind.INIT_ARRAY,
+                        SectionKind.FINI_ARRAY, SectionKind.PREINIT_ARRAY)
+
+
+class Binding(enum.Enum):
+    LOCAL = "local"
+    GLOBAL = "global"
+    WEAK = "weak"
+
+
+class SymbolType(enum.Enum):
+    NOTYPE = "notype"
+    FUNC = "func"
+    OBJECT = "object"
+    IFUNC = "ifunc"      # STT_GNU_IFUNC: value is the resolver
+    SECTION = "section"
+    FILE = "file"
+    TLS = "tls"
+
+
+class SymbolPlace(enum.Enum):
+    UNDEF = "undef"
+    SECTION = "section"  # defined at section + value
+    ABS = "abs"          # absolute value
+    COMMON = "common"    # tentative definition: value is the alignment
+
+
+@dataclass
+class Relocation:
+    offset: int          # offset in the section being patched
+    type: int            # format's relocation type number
+    spec: RelocSpec
+    symbol: int          # index in ObjectFile.symbols
+    addend: int
+    index: int = 0       # position in its relocation table (for messages)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass
+class Section:
+    index: int
+    name: str
+    kind: SectionKind
+    align: int
+    size: int
+    data: bytes | None   # None for BSS
+    relocations: list[Relocation] = field(default_factory=list)
+
+
+@dataclass
+class Symbol:
+    index: int
+    name: str
+    binding: Binding
+    type: SymbolType
+    place: SymbolPlace
+    section: int | None  # section index when place is SECTION
+    value: int
+    size: int
+    visibility: str = "default"
+
+    @property
+    def defined(self) -> bool:
+        return self.place is not SymbolPlace.UNDEF
+
+
+@dataclass
+class ObjectFile:
+    path: str
+    format: str          # "elf"
+    target: str          # target registry name, e.g. "elf-x64"
+    sections: dict[int, Section]
+    symbols: list[Symbol]
+    tu_name: str
+
+    def describe_reloc(self, sec: Section, rel: Relocation) -> str:
+        """The phrase every relocation error uses to name its relocation."""
+        sym = self.symbols[rel.symbol] if rel.symbol < len(self.symbols) else None
+        target = sym.name if sym and sym.name else (
+            f"section {self.sections[sym.section].name}" if sym and sym.section in self.sections
+            else f"symbol #{rel.symbol}")
+        sign = "+" if rel.addend >= 0 else "-"
+        return (f"{self.path}: section {sec.name}: relocation #{rel.index} {rel.name} "
+                f"at offset {rel.offset:#x} against {target} {sign} {abs(rel.addend):#x}")

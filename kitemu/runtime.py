@@ -1,0 +1,208 @@
+"""Putting it together: a machine, an exec-memory region, host functions, one
+linked image, and the calls that run it (IFUNC resolvers, .init_array, the
+entry with argc/argv, .fini_array).
+
+Address map of an emulated process (defaults; the image base is settable)::
+
+    0x0001_0000_0000  image region (capacity 64 MiB by default)
+    0x0000_4000_0000  heap (malloc), grows up to 1 GiB
+    0x0000_7000_0000  stack top (8 MiB below it)
+    0x0000_7ff0_0000  return sentinel page (a call ends when PC reaches it)
+    0x003f_0000_0000  host functions (far: references need GOT/stubs)
+    image + 2^36      RW alias views of dual-mapped code
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .backends.unicorn import CpuFault, UnicornMachine
+from .errors import ConfigError, KitemuError
+from .execmem import RW, RX, ExecMem, check_page_size, parse_strategy
+from .hostlib import REGISTRY, GuestExit, HostProcess
+from .link.linker import LinkedImage, Linker
+from .loader import load_object
+from .loader.model import ObjectFile
+from .targets import Target, get_target
+from .faults import FaultReport, describe_fault
+
+DEFAULT_BASE = 0x1000_0000
+DEFAULT_CAPACITY = 64 << 20
+HEAP_BASE = 0x4000_0000
+HEAP_LIMIT = 0x6000_0000
+STACK_TOP = 0x7000_0000
+STACK_SIZE = 8 << 20
+SENTINEL = 0x7FF0_0000
+HOST_BASE = 0x3F_0000_0000
+
+
+@dataclass
+class HostModel:
+    """What the simulated host OS is: its page size and how it reports faults."""
+
+    os: str = "linux"
+    page_size: int = 4096
+
+
+@dataclass
+class RunResult:
+    stdout: bytes
+    stderr: bytes
+    exit_code: int
+    fault: FaultReport | None = None
+    signal: str | None = None
+    message: str = ""
+    stats: dict = field(default_factory=dict)
+
+
+class JitProcess:
+    """One emulated process holding one linked image."""
+
+    def __init__(self, target: Target | str, strategy="mprotect", page_size: int | None = None,
+                 base: int = DEFAULT_BASE, capacity: int = DEFAULT_CAPACITY,
+                 machine: UnicornMachine | None = None, stdout_sink=None, host_os: str | None = None):
+        self.target = get_target(target) if isinstance(target, str) else target
+        self.arch = self.target.arch
+        self.host = HostModel(host_os or self.target.host_os,
+                              self.target.default_page_size if page_size is None else page_size)
+        check_page_size(self.host.page_size, self.arch.fixed_uc_page_size or 4096)
+        self.strategy = parse_strategy(strategy)
+        self.machine = machine or UnicornMachine(self.arch, self.host.page_size)
+        self.mem = ExecMem(self.machine, self.strategy, self.host.page_size, base, capacity,
+                           granule=self.machine.granule)
+        if machine is None:
+            self._map_process_areas(stdout_sink)
+        self.image: LinkedImage | None = None
+        self.stack_top = STACK_TOP
+
+    def _map_process_areas(self, stdout_sink):
+        m = self.machine
+        m.map(STACK_TOP - STACK_SIZE, STACK_SIZE, RW)
+        page = max(self.host.page_size, 0x10000)
+        m.map(SENTINEL, page, RX)
+        m.write_raw(SENTINEL, self.arch.trap * (64 // len(self.arch.trap)))
+        self.hostproc = HostProcess(m, self.arch, HOST_BASE, HEAP_BASE, HEAP_LIMIT,
+                                    stdout_sink=stdout_sink)
+        m.hostproc = self.hostproc
+
+    # -- linking -------------------------------------------------------------
+    def link(self, objects: list[ObjectFile]) -> LinkedImage:
+        linker = Linker(self.target, self.mem, self.machine.hostproc.addrs)
+        self.image = linker.link(objects, run_resolver=self._run_resolver)
+        return self.image
+
+    def _run_resolver(self, addr: int) -> int:
+        value, fault = self.call(addr, [])
+        if fault is not None or self.machine.hostproc.exit is not None:
+            raise KitemuError(f"IFUNC resolver at {addr:#x} did not return: "
+                              f"{fault.summary() if fault else 'the program exited'}")
+        return value
+
+    # -- calling ---------------------------------------------------------------
+    def call(self, addr: int, int_args: list[int], sp: int | None = None):
+        """Call guest function ``addr`` with integer arguments; returns
+        ``(int return value, FaultReport | None)``."""
+        cc = self.arch.callconv
+        m = self.machine
+        sp = (sp if sp is not None else self.stack_top) & ~(cc.stack_align - 1)
+        stack_args = int_args[len(cc.int_args):]
+        for reg, v in zip(cc.int_args, int_args):
+            m.set_reg(reg, v & ((1 << 64) - 1))
+        if stack_args:
+            sp -= 8 * len(stack_args)
+            sp &= ~(cc.stack_align - 1)
+            m.write_raw(sp, b"".join((v & ((1 << 64) - 1)).to_bytes(8, "little") for v in stack_args))
+        if cc.ra is None:
+            sp -= 8                            # the return address pushed by `call`
+            m.write_raw(sp, SENTINEL.to_bytes(8, "little"))
+        else:
+            m.set_reg(cc.ra, SENTINEL)
+        m.set_reg(cc.sp, sp)
+        if cc.vector_count_reg is not None:
+            m.set_reg(cc.vector_count_reg, 0)
+        fault = m.run(addr, SENTINEL)
+        if fault is not None:
+            return 0, describe_fault(fault, self)
+        return m.reg(cc.int_ret), None
+
+    def lay_out_argv(self, argv: list[bytes]) -> tuple[int, int]:
+        """Copy argv strings and the argv array to the top of the stack;
+        returns (argv address, new stack top)."""
+        m = self.machine
+        top = STACK_TOP
+        ptrs = []
+        for s in argv:
+            top -= len(s) + 1
+            m.write_raw(top, s + b"\0")
+            ptrs.append(top)
+        top &= ~15
+        table = b"".join(p.to_bytes(8, "little") for p in ptrs) + bytes(8)
+        top -= len(table)
+        top &= ~15
+        m.write_raw(top, table)
+        return top, top - 64
+
+    # -- running a program --------------------------------------------------------
+    def run(self, entry: str = "main", args: list[str] | None = None,
+            program_name: str = "a.out") -> RunResult:
+        if self.image is None:
+            raise KitemuError("nothing is linked")
+        addr = self.image.globals.get(entry)
+        if addr is None:
+            raise KitemuError(f"entry symbol {entry!r} is not defined by the inputs")
+        hp = self.machine.hostproc
+        hp.program_name = program_name
+        argv = [program_name.encode()] + [a.encode() for a in (args or [])]
+        argv_addr, self.stack_top = self.lay_out_argv(argv)
+
+        def finish(code, fault=None, signal=None, message=""):
+            return RunResult(bytes(hp.stdout), bytes(hp.stderr), code, fault, signal, message,
+                             {"host_calls": hp.calls})
+
+        for fn in self.image.preinit_array + self.image.init_array:
+            if fn in (0, (1 << 64) - 1):
+                continue
+            _, fault = self.call(fn, [len(argv), argv_addr])
+            if fault or hp.exit:
+                return self._ended(finish, fault)
+        ret, fault = self.call(addr, [len(argv), argv_addr])
+        if fault or hp.exit and hp.exit.signal:
+            return self._ended(finish, fault)
+        status = hp.exit.status if hp.exit else ret & 0xFF
+        # exit() and returning from main both run the destructors
+        hp.exit = None
+        for fn in reversed(self.image.fini_array):
+            if fn in (0, (1 << 64) - 1):
+                continue
+            _, fault = self.call(fn, [])
+            if fault or hp.exit:
+                return self._ended(finish, fault)
+        return finish(status)
+
+    def _ended(self, finish, fault):
+        hp = self.machine.hostproc
+        if fault is not None:
+            return finish(fault.exit_code, fault, fault.signal, fault.render())
+        e = hp.exit
+        if e.signal:
+            return finish(e.status, None, e.signal, e.message)
+        return finish(e.status)
+
+    def free(self) -> None:
+        self.mem.free()
+        self.image = None
+
+
+def run_files(paths: list[str], target: str | None = None, entry: str = "main",
+              args: list[str] | None = None, strategy: str = "mprotect",
+              page_size: int | None = None, base: int = DEFAULT_BASE,
+              stdout_sink=None) -> RunResult:
+    objects = [load_object(p) for p in paths]
+    if not objects:
+        raise ConfigError("no input files")
+    if target is None:
+        target = objects[0].target
+    proc = JitProcess(target, strategy=strategy, page_size=page_size, base=base,
+                      stdout_sink=stdout_sink)
+    proc.link(objects)
+    return proc.run(entry, args)
