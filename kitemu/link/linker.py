@@ -50,6 +50,16 @@ _GOT_FORMULAS = (Formula.GOT_PCREL, Formula.GOT_ABS, Formula.GOT_PAGE_PCREL)
 _MAX_LAYOUT_PASSES = 4
 
 
+def _array_priority(sec: Section) -> int:
+    """``.init_array.N`` / ``.fini_array.N`` sort by N; the unnumbered
+    section (default priority) comes after every numbered one, as in lld
+    and GNU ld. Other sections keep input order (0)."""
+    if sec.kind not in (SectionKind.INIT_ARRAY, SectionKind.FINI_ARRAY, SectionKind.PREINIT_ARRAY):
+        return 0
+    suffix = sec.name.rsplit(".", 1)[-1]
+    return int(suffix) if suffix.isdigit() else 65536
+
+
 def align_up(n: int, a: int) -> int:
     return (n + a - 1) & -a
 
@@ -181,7 +191,8 @@ class _Plan:
         offsets: dict[tuple[int, int], tuple[str, int]] = {}
         island_offsets: dict[tuple, int] = {}
         seg_size = {"code": 0, "rodata": 0, "data": 0}
-        ordered = sorted(self.placed, key=lambda p: (_DATA_ORDER.get(p[1].kind, 0)))
+        ordered = sorted(self.placed, key=lambda p: (_DATA_ORDER.get(p[1].kind, 0),
+                                                     _array_priority(p[1])))
         for oi, sec in ordered:
             seg = SEGMENT_OF[sec.kind]
             off = align_up(seg_size[seg], sec.align)
@@ -401,8 +412,10 @@ class _Plan:
         stages.append("protect rodata r")
 
         def read_array(kind: SectionKind) -> list[int]:
+            """The function pointers of all ``kind`` sections, in address
+            order (which layout sorted by priority)."""
             out = []
-            for oi, sec in self.placed:
+            for oi, sec in sorted(self.placed, key=lambda p: self.section_addr[(p[0], p[1].index)]):
                 if sec.kind is kind:
                     seg, off = self._seg_off(oi, sec)
                     raw = seg.buf[off:off + sec.size]
