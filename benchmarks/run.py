@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""kitemu benchmarks, one command: ``python3 benchmarks/run.py [--quick]``.
+
+1. Execution overhead: the CPU-bound ``kernel`` of benchmarks/data/cpu_kernel.c
+   linked by kitemu and called through ``JitProcess.call`` (with kitemu's
+   hooks installed: host-area code hook, invalid-memory hook, interrupt hook)
+   versus the *same linked bytes* copied into a fresh bare unicorn with no
+   hook at all. Printed as a ratio (goal <= 1.1x).
+2. Link time per relocation on the largest corpus input (by relocation
+   count), per target, against the time to merely read the objects.
+
+Every figure is measured in this run; ratios are against a reference measured
+in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from unicorn import Uc  # noqa: E402
+
+from kitemu.backends.unicorn import uc_perm  # noqa: E402
+from kitemu.harness.corpus import load_manifest  # noqa: E402
+from kitemu.loader import load_object  # noqa: E402
+from kitemu.runtime import SENTINEL, STACK_SIZE, STACK_TOP, JitProcess  # noqa: E402
+
+TARGETS = ["elf-x64", "elf-aarch64", "elf-rv64"]
+
+
+def best_of(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def bare_unicorn_copy(proc: JitProcess) -> Uc:
+    """A fresh unicorn holding the same linked bytes with the same
+    permissions, plus a stack: no kitemu code and no hooks."""
+    arch = proc.arch
+    uc = Uc(arch.uc_arch, arch.uc_mode)
+    if arch.fixed_uc_page_size is None:
+        uc.ctl_set_page_size(proc.host.page_size)
+    for chunk in proc.mem.chunks:
+        uc.mem_map(chunk.addr, chunk.size, uc_perm(chunk.perm))
+        uc.mem_write(chunk.addr, proc.machine.read(chunk.addr, chunk.size))
+    uc.mem_map(STACK_TOP - STACK_SIZE, STACK_SIZE, uc_perm(proc.mem.chunks[-1].perm))
+    uc.mem_map(SENTINEL, 0x10000, uc_perm(proc.mem.chunks[0].perm))
+    return uc
+
+
+def bare_call(uc: Uc, proc: JitProcess, addr: int, arg: int) -> int:
+    cc = proc.arch.callconv
+    sp = STACK_TOP - 0x1000
+    uc.reg_write(cc.int_args[0], arg)
+    if cc.ra is None:
+        sp -= 8
+        uc.mem_write(sp, SENTINEL.to_bytes(8, "little"))
+    else:
+        uc.reg_write(cc.ra, SENTINEL)
+    uc.reg_write(cc.sp, sp)
+    uc.emu_start(addr, SENTINEL)
+    return uc.reg_read(cc.int_ret)
+
+
+def execution_overhead(n: int, repeat: int) -> None:
+    print(f"== execution overhead: kernel({n}) via kitemu vs bare unicorn (best of {repeat})")
+    print(f"{'target':<12} {'kitemu s':>9} {'bare s':>9} {'ratio':>7}")
+    for target in TARGETS:
+        path = os.path.join(HERE, "data", "obj", target, "cpu_kernel.o")
+        proc = JitProcess(target)
+        proc.link([load_object(path)])
+        kernel = proc.image.globals["kernel"]
+        expected, fault = proc.call(kernel, [n])
+        assert fault is None, fault
+        uc = bare_unicorn_copy(proc)
+        assert bare_call(uc, proc, kernel, n) == expected, "bare unicorn disagrees"
+        t_kit = best_of(lambda: proc.call(kernel, [n]), repeat)
+        t_bare = best_of(lambda: bare_call(uc, proc, kernel, n), repeat)
+        print(f"{target:<12} {t_kit:9.4f} {t_bare:9.4f} {t_kit / t_bare:6.3f}x")
+
+
+def link_time(repeat: int) -> None:
+    print(f"== link time per relocation, largest corpus input per target (best of {repeat})")
+    print(f"{'target':<12} {'case':<24} {'relocs':>7} {'read ms':>8} {'link ms':>8} "
+          f"{'us/reloc':>9} {'link/read':>9}")
+    cases = load_manifest()
+    for target in TARGETS:
+        best = None
+        for c in cases:
+            if c.target != target:
+                continue
+            objs = [load_object(p) for p in c.objects]
+            n = sum(len(s.relocations) for o in objs for s in o.sections.values())
+            if best is None or n > best[0]:
+                best = (n, c)
+        n, case = best
+        t_read = best_of(lambda: [load_object(p) for p in case.objects], repeat)
+        objs = [load_object(p) for p in case.objects]
+
+        def link_once():
+            proc = JitProcess(target)
+            proc.link(objs)
+
+        t_proc = best_of(lambda: JitProcess(target), repeat)
+        t_link = best_of(link_once, repeat) - t_proc
+        print(f"{target:<12} {case.case + '/' + case.variant:<24} {n:7d} {t_read * 1e3:8.2f} "
+              f"{t_link * 1e3:8.2f} {t_link / n * 1e6:9.2f} {t_link / t_read:8.2f}x")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    ns = ap.parse_args()
+    n = 3_000_000 if ns.quick else 40_000_000
+    repeat = 2 if ns.quick else 5
+    execution_overhead(n, repeat)
+    print()
+    link_time(repeat)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
