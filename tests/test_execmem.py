@@ -119,12 +119,46 @@ def test_stale_translation_after_relink_at_same_address(target, strategy):
     r1 = first.run()
     assert r1.stdout == expected_stdout("hello")
     base = first.image.globals["main"]
+    first_code = first.mem.chunks[0].addr
     first.free()
     m = first.machine
     m.hostproc.stdout.clear()
     second = JitProcess(target, strategy=strategy, machine=m)
     second.link([load_object(p) for p in corpus_objects("switch_vm", target)])
     assert second.mem.base == first.mem.base
-    assert second.mem.chunks[0].addr == first.mem.chunks[0].addr
+    assert second.mem.chunks[0].addr == first_code
     r2 = second.run(args=[])
     assert r2.stdout == expected_stdout("switch_vm"), (hex(base), r2.message)
+
+
+RETURN_CODE = {  # main: return N  (N patched into the first instruction)
+    "elf-x64": lambda n: b"\xb8" + n.to_bytes(4, "little") + b"\xc3",          # mov eax, n; ret
+    "elf-aarch64": lambda n: (0x52800000 | (n << 5)).to_bytes(4, "little")     # movz w0, #n
+    + (0xD65F03C0).to_bytes(4, "little"),                                       # ret
+    "elf-rv64": lambda n: (0x00000513 | (n << 20)).to_bytes(4, "little")       # addi a0, zero, n
+    + (0x00008067).to_bytes(4, "little"),                                       # ret
+}
+
+
+@pytest.mark.parametrize("target", ELF_TARGETS)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_rewritten_code_runs_new_bytes_not_stale_translations(target, strategy):
+    """Run code, rewrite it in place through the allocator, run again: the
+    new bytes must execute. Unicorn keeps translated blocks across
+    host-side writes (worst with dual mapping, where the write goes to
+    another address), so this fails unless ExecMem flushes."""
+    from objbuild import ObjBuilder
+    from kitemu.loader.model import SectionKind
+    b = ObjBuilder(target, "patch.o")
+    t = b.section(".text", SectionKind.TEXT, RETURN_CODE[target](1))
+    b.symbol("main", t, 0)
+    proc = JitProcess(target, strategy=strategy)
+    proc.link([b.build()])
+    main = proc.image.globals["main"]
+    assert proc.call(main, [])[0] & 0xFF == 1
+    chunk = proc.mem.chunk_at(main)
+    proc.mem.make_writable(chunk)
+    proc.mem.write(main, RETURN_CODE[target](2))
+    proc.mem.make_executable(chunk)
+    assert_no_wx(proc.machine)
+    assert proc.call(main, [])[0] & 0xFF == 2

@@ -1,0 +1,409 @@
+"""AArch64 (Arm AAELF64 / AAPCS64 psABI, Linux).
+
+What is peculiar about AArch64 for a JIT linker:
+
+* Every instruction is a fixed 32-bit little-endian word, and a fixup is a
+  bit field *inside* that word (imm26, imm19, imm14, imm12, imm16, or ADR's
+  split immlo:immhi). Encoding is a read-modify-write of the word that must
+  leave the opcode and register bits alone.
+* Branch fields count instructions, not bytes: the byte offset must be a
+  multiple of 4. ``B``/``BL`` (JUMP26/CALL26) reach +-128 MiB, ``B.cond``/
+  ``CBZ``/``LDR literal`` (CONDBR19, LD_PREL_LO19) +-1 MiB, ``TBZ``/``TBNZ``
+  (TSTBR14) only +-32 KiB. A JIT's code and its callees (host functions,
+  other modules) are easily more than 128 MiB apart, so CALL26/JUMP26 that
+  cannot reach go through a far-call stub built from the veneer registers
+  x16/x17 (IP0/IP1), which the AAPCS64 lets any call clobber:
+  ``adrp x16, cell; ldr x16, [x16, :lo12:cell]; br x16``. The short
+  conditional branches get no stubs: out of range is an error.
+* Addresses are built in two halves. ``ADRP`` yields the 4 KiB page of the
+  target relative to the 4 KiB page of the instruction, ``Page(S+A) -
+  Page(P)``, reaching +-4 GiB; the psABI's "page" is always 4 KiB, whatever
+  the OS page size (16 KiB on Apple, 64 KiB on some Linux kernels). A
+  following ``ADD``/``LDR``/``STR`` carries the low 12 bits (``*_LO12_NC``:
+  no overflow check, the ``ADRP`` checked the range).
+* The load/store ``LO12`` forms store the offset *scaled* by the access size
+  (``ldr x0, [x1, #16]`` holds 2), so the low 12 bits of the target must be
+  a multiple of the access size (1, 2, 4, 8, 16 bytes): the psABI requires
+  the address be aligned, and a misaligned one is an error, never a silent
+  truncation of its low bits.
+* ``MOVZ``/``MOVK`` groups (MOVW_UABS_G0..G3) build a 64-bit constant 16
+  bits at a time. The checked forms (``G0``, ``G1``, ``G2``) make sure no
+  higher bits are lost; the ``_NC`` forms and ``G3`` just keep their 16 bits.
+* unicorn's AArch64 CPU defaults to a 1 KiB target page size: a backend must
+  set 4 KiB (or what the modelled OS uses) explicitly with
+  ``ctl_set_page_size`` before mapping memory, so ``fixed_uc_page_size`` is
+  None here.
+* The return address is in ``x30`` (LR), not on the stack; ``sp`` is 16-byte
+  aligned at every call. Linux's AAPCS64 passes variadic arguments like named
+  ones (Apple's does not).
+"""
+
+from __future__ import annotations
+
+import struct
+
+import capstone
+import unicorn
+from unicorn import arm64_const as A
+
+from ..errors import FixupRangeError
+from .base import (Arch, CallConv, DataFixup, Fixup, Formula, RelocSpec,
+                   VarargRule, page, sign_extend)
+
+# ---------------------------------------------------------------------------
+# Bit helpers on 32-bit little-endian instruction words.
+
+
+def read_insn(buf, off: int) -> int:
+    return struct.unpack_from("<I", buf, off)[0]
+
+
+def write_insn(buf, off: int, word: int) -> None:
+    struct.pack_into("<I", buf, off, word & 0xFFFFFFFF)
+
+
+def set_bits(word: int, lsb: int, width: int, value: int) -> int:
+    """``word`` with bits ``lsb .. lsb+width-1`` replaced by the low ``width``
+    bits of ``value``."""
+    mask = ((1 << width) - 1) << lsb
+    return (word & ~mask & 0xFFFFFFFF) | ((value << lsb) & mask)
+
+
+def get_bits(word: int, lsb: int, width: int) -> int:
+    return (word >> lsb) & ((1 << width) - 1)
+
+
+def set_imm26(word: int, imm: int) -> int:
+    """B/BL: imm26 at bits 0..25."""
+    return set_bits(word, 0, 26, imm)
+
+
+def set_imm19(word: int, imm: int) -> int:
+    """B.cond/CBZ/CBNZ/LDR (literal): imm19 at bits 5..23."""
+    return set_bits(word, 5, 19, imm)
+
+
+def set_imm14(word: int, imm: int) -> int:
+    """TBZ/TBNZ: imm14 at bits 5..18."""
+    return set_bits(word, 5, 14, imm)
+
+
+def set_imm12(word: int, imm: int) -> int:
+    """ADD (immediate), LDR/STR (unsigned offset): imm12 at bits 10..21."""
+    return set_bits(word, 10, 12, imm)
+
+
+def set_imm16(word: int, imm: int) -> int:
+    """MOVZ/MOVK/MOVN: imm16 at bits 5..20."""
+    return set_bits(word, 5, 16, imm)
+
+
+def set_adr_imm(word: int, imm: int) -> int:
+    """ADR/ADRP: a 21-bit immediate split as immlo (bits 29..30, the low 2
+    bits) and immhi (bits 5..23, the high 19 bits)."""
+    word = set_bits(word, 29, 2, imm)
+    return set_bits(word, 5, 19, imm >> 2)
+
+
+def get_adr_imm(word: int) -> int:
+    """The signed 21-bit immediate of ADR/ADRP."""
+    return sign_extend(get_bits(word, 29, 2) | (get_bits(word, 5, 19) << 2), 21)
+
+
+# ---------------------------------------------------------------------------
+# Fixup kinds.
+
+
+class _InsnFixup(Fixup):
+    """A field inside one 32-bit instruction word."""
+
+    size = 4
+
+    def encode_field(self, buf, off, value):
+        write_insn(buf, off, self.put(read_insn(buf, off), value))
+
+    def decode_field(self, buf, off):
+        return self.get(read_insn(buf, off))
+
+    # subclass hooks on the instruction word
+    def put(self, word: int, value: int) -> int:
+        raise NotImplementedError
+
+    def get(self, word: int) -> int:
+        raise NotImplementedError
+
+
+class _PCRelBranch(_InsnFixup):
+    """A signed word-offset branch field: value = byte offset from P, a
+    multiple of 4; the ``bits``-bit field at ``lsb`` holds ``value >> 2``."""
+
+    align = 4
+
+    def __init__(self, name: str, lsb: int, bits: int, setter):
+        self.name = name
+        self.lsb = lsb
+        self.bits = bits
+        self._set = setter
+        # bits of field + 2 implicit zero bits = signed byte range
+        self.bounds = (-(1 << (bits + 1)), (1 << (bits + 1)) - 4)
+
+    def put(self, word, value):
+        return self._set(word, value >> 2)
+
+    def get(self, word):
+        return sign_extend(get_bits(word, self.lsb, self.bits), self.bits) << 2
+
+
+class Branch26(_PCRelBranch):
+    """B/BL imm26: +-128 MiB."""
+
+    def __init__(self):
+        super().__init__("aarch64.Branch26", 0, 26, set_imm26)
+
+
+class CondBr19(_PCRelBranch):
+    """B.cond/CBZ/CBNZ/LDR (literal) imm19 at bits 5..23: +-1 MiB."""
+
+    def __init__(self):
+        super().__init__("aarch64.CondBr19", 5, 19, set_imm19)
+
+
+class TestBr14(_PCRelBranch):
+    """TBZ/TBNZ imm14 at bits 5..18: +-32 KiB."""
+
+    __test__ = False    # not a pytest test class despite the name
+
+    def __init__(self):
+        super().__init__("aarch64.TestBr14", 5, 14, set_imm14)
+
+
+class AdrLo21(_InsnFixup):
+    """ADR: a signed 21-bit byte offset (+-1 MiB), split immlo:immhi."""
+
+    name = "aarch64.AdrLo21"
+    bounds = (-(1 << 20), (1 << 20) - 1)
+
+    def put(self, word, value):
+        return set_adr_imm(word, value)
+
+    def get(self, word):
+        return get_adr_imm(word)
+
+
+class AdrpPage21(_InsnFixup):
+    """ADRP: value is the byte page delta ``Page(S+A) - Page(P)``, a multiple
+    of 4096 within +-4 GiB; the field holds ``value >> 12``."""
+
+    name = "aarch64.AdrpPage21"
+    bounds = (-(1 << 32), (1 << 32) - 4096)
+    align = 4096
+
+    def put(self, word, value):
+        return set_adr_imm(word, value >> 12)
+
+    def get(self, word):
+        return get_adr_imm(word) << 12
+
+
+class AdrpPage21NC(AdrpPage21):
+    """ADRP without the overflow check (ADR_PREL_PG_HI21_NC): bits 12..32 of
+    the page delta are kept, the rest is some other instruction's business
+    (large code model: ``adrp`` + ``movk``)."""
+
+    name = "aarch64.AdrpPage21NC"
+    bounds = None
+
+    def roundtrip(self, value):
+        return sign_extend(value >> 12, 21) << 12
+
+
+class AddLo12(_InsnFixup):
+    """ADD (immediate) imm12 = ``value & 0xfff``, no check."""
+
+    name = "aarch64.AddLo12"
+
+    def put(self, word, value):
+        return set_imm12(word, value & 0xFFF)
+
+    def get(self, word):
+        return get_bits(word, 10, 12)
+
+    def roundtrip(self, value):
+        return value & 0xFFF
+
+
+class LdstLo12(_InsnFixup):
+    """LDR/STR (unsigned offset) imm12 = ``(value & 0xfff) >> log2(access)``.
+
+    No overflow check, but the low 12 bits must be a multiple of the access
+    size (the psABI's "must be aligned"): since ``access`` divides 4096 that
+    is exactly ``value % access == 0``, which the base ``align`` checks.
+    """
+
+    def __init__(self, access: int):
+        self.access = access
+        self.shift = access.bit_length() - 1
+        self.name = f"aarch64.Ldst{8 * access}Lo12"
+        self.align = access
+
+    def put(self, word, value):
+        return set_imm12(word, (value & 0xFFF) >> self.shift)
+
+    def get(self, word):
+        return get_bits(word, 10, 12) << self.shift
+
+    def roundtrip(self, value):
+        return value & 0xFFF
+
+
+class MovWUAbs(_InsnFixup):
+    """MOVZ/MOVK imm16 = ``(value >> 16*group) & 0xffff``.
+
+    Checked forms (``G0``, ``G1``, ``G2``) reject a negative value or one
+    with bits above the group; ``_NC`` forms and ``G3`` keep their 16 bits.
+    ``decode`` returns the group's bits in place: ``imm16 << 16*group``.
+    """
+
+    def __init__(self, group: int, check: bool):
+        self.group = group
+        self.shift = 16 * group
+        self.name = f"aarch64.MovW_G{group}" + ("" if check else "_NC")
+        self.bounds = (0, (1 << (self.shift + 16)) - 1) if check else None
+
+    def put(self, word, value):
+        return set_imm16(word, (value >> self.shift) & 0xFFFF)
+
+    def get(self, word):
+        return get_bits(word, 5, 16) << self.shift
+
+    def roundtrip(self, value):
+        return value & (0xFFFF << self.shift)
+
+
+BRANCH26 = Branch26()
+CONDBR19 = CondBr19()
+TESTBR14 = TestBr14()
+ADR_LO21 = AdrLo21()
+ADRP_PAGE21 = AdrpPage21()
+ADRP_PAGE21_NC = AdrpPage21NC()
+ADD_LO12 = AddLo12()
+LDST8_LO12 = LdstLo12(1)
+LDST16_LO12 = LdstLo12(2)
+LDST32_LO12 = LdstLo12(4)
+LDST64_LO12 = LdstLo12(8)
+LDST128_LO12 = LdstLo12(16)
+MOVW_G0 = MovWUAbs(0, True)
+MOVW_G0_NC = MovWUAbs(0, False)
+MOVW_G1 = MovWUAbs(1, True)
+MOVW_G1_NC = MovWUAbs(1, False)
+MOVW_G2 = MovWUAbs(2, True)
+MOVW_G2_NC = MovWUAbs(2, False)
+MOVW_G3 = MovWUAbs(3, False)      # the top group: nothing above it to lose
+DATA64 = DataFixup("aarch64.Data64", 8)
+DATA32 = DataFixup("aarch64.Data32", 4)      # psABI: -2^31 <= X < 2^32
+DATA16 = DataFixup("aarch64.Data16", 2)      # psABI: -2^15 <= X < 2^16
+PREL64 = DataFixup("aarch64.Prel64", 8, "signed")
+PREL32 = DataFixup("aarch64.Prel32", 4, "signed")
+PREL16 = DataFixup("aarch64.Prel16", 2, "signed")
+
+F = Formula
+ELF_RELOCS: dict[int, RelocSpec] = {
+    0: RelocSpec("R_AARCH64_NONE", None, F.NONE),
+    256: RelocSpec("R_AARCH64_NONE", None, F.NONE),
+    257: RelocSpec("R_AARCH64_ABS64", DATA64, F.ABS),
+    258: RelocSpec("R_AARCH64_ABS32", DATA32, F.ABS),
+    259: RelocSpec("R_AARCH64_ABS16", DATA16, F.ABS),
+    260: RelocSpec("R_AARCH64_PREL64", PREL64, F.PCREL),
+    261: RelocSpec("R_AARCH64_PREL32", PREL32, F.PCREL),
+    262: RelocSpec("R_AARCH64_PREL16", PREL16, F.PCREL),
+    263: RelocSpec("R_AARCH64_MOVW_UABS_G0", MOVW_G0, F.ABS),
+    264: RelocSpec("R_AARCH64_MOVW_UABS_G0_NC", MOVW_G0_NC, F.ABS),
+    265: RelocSpec("R_AARCH64_MOVW_UABS_G1", MOVW_G1, F.ABS),
+    266: RelocSpec("R_AARCH64_MOVW_UABS_G1_NC", MOVW_G1_NC, F.ABS),
+    267: RelocSpec("R_AARCH64_MOVW_UABS_G2", MOVW_G2, F.ABS),
+    268: RelocSpec("R_AARCH64_MOVW_UABS_G2_NC", MOVW_G2_NC, F.ABS),
+    269: RelocSpec("R_AARCH64_MOVW_UABS_G3", MOVW_G3, F.ABS),
+    273: RelocSpec("R_AARCH64_LD_PREL_LO19", CONDBR19, F.PCREL),
+    274: RelocSpec("R_AARCH64_ADR_PREL_LO21", ADR_LO21, F.PCREL),
+    275: RelocSpec("R_AARCH64_ADR_PREL_PG_HI21", ADRP_PAGE21, F.PAGE_PCREL),
+    276: RelocSpec("R_AARCH64_ADR_PREL_PG_HI21_NC", ADRP_PAGE21_NC, F.PAGE_PCREL),
+    277: RelocSpec("R_AARCH64_ADD_ABS_LO12_NC", ADD_LO12, F.ABS),
+    278: RelocSpec("R_AARCH64_LDST8_ABS_LO12_NC", LDST8_LO12, F.ABS),
+    279: RelocSpec("R_AARCH64_TSTBR14", TESTBR14, F.PCREL),
+    280: RelocSpec("R_AARCH64_CONDBR19", CONDBR19, F.PCREL),
+    282: RelocSpec("R_AARCH64_JUMP26", BRANCH26, F.PCREL, branch=True),
+    283: RelocSpec("R_AARCH64_CALL26", BRANCH26, F.PCREL, branch=True),
+    284: RelocSpec("R_AARCH64_LDST16_ABS_LO12_NC", LDST16_LO12, F.ABS),
+    285: RelocSpec("R_AARCH64_LDST32_ABS_LO12_NC", LDST32_LO12, F.ABS),
+    286: RelocSpec("R_AARCH64_LDST64_ABS_LO12_NC", LDST64_LO12, F.ABS),
+    299: RelocSpec("R_AARCH64_LDST128_ABS_LO12_NC", LDST128_LO12, F.ABS),
+    311: RelocSpec("R_AARCH64_ADR_GOT_PAGE", ADRP_PAGE21, F.GOT_PAGE_PCREL),
+    312: RelocSpec("R_AARCH64_LD64_GOT_LO12_NC", LDST64_LO12, F.GOT_ABS),
+    # `.word f@PLT - .` (relative vtables): S + A - P, signed 32-bit.
+    314: RelocSpec("R_AARCH64_PLT32", PREL32, F.PCREL),
+}
+
+
+# ---------------------------------------------------------------------------
+# Fixed instructions.
+
+RET = 0xD65F03C0              # ret (x30)
+BRK0 = 0xD4200000             # brk #0
+_ADRP_X16 = 0x90000010        # adrp x16, #0
+_LDR_X16_X16 = 0xF9400210     # ldr x16, [x16, #0]
+_BR_X16 = 0xD61F0200          # br x16
+
+
+def _insn(word: int) -> bytes:
+    return struct.pack("<I", word)
+
+
+class AArch64(Arch):
+    def indirect_jump(self, at: int, cell: int) -> bytes:
+        """``adrp x16, cell; ldr x16, [x16, :lo12:cell]; br x16; brk #0``.
+
+        x16 (IP0) is the intra-procedure-call scratch register: a veneer may
+        clobber it. Raises FixupRangeError when ``cell`` is beyond ADRP's
+        +-4 GiB or not 8-byte aligned."""
+        code = bytearray(_insn(_ADRP_X16) + _insn(_LDR_X16_X16)
+                         + _insn(_BR_X16))
+        try:
+            ADRP_PAGE21.encode(code, 0, page(cell) - page(at))
+            LDST64_LO12.encode(code, 4, cell)
+        except FixupRangeError as err:
+            raise FixupRangeError(
+                "aarch64.IndirectJump", err.value,
+                f"{err.detail} ({err.fixup}: cell {cell:#x} from {at:#x})") from None
+        code += _insn(BRK0) * ((self.indirect_jump_size - len(code)) // 4)
+        return bytes(code)
+
+
+CALLCONV = CallConv(
+    name="aapcs64",
+    int_args=tuple(getattr(A, f"UC_ARM64_REG_X{i}") for i in range(8)),
+    fp_args=tuple(getattr(A, f"UC_ARM64_REG_D{i}") for i in range(8)),
+    int_ret=A.UC_ARM64_REG_X0,
+    fp_ret=A.UC_ARM64_REG_D0,
+    sp=A.UC_ARM64_REG_SP,
+    pc=A.UC_ARM64_REG_PC,
+    ra=A.UC_ARM64_REG_LR,
+    stack_align=16,
+    vararg_rule=VarargRule.LIKE_NAMED,
+    stack_args_offset=0,
+    fp_reg_bits=64,
+)
+
+ARCH = AArch64(
+    name="aarch64",
+    elf_machine="EM_AARCH64",
+    elf_relocs=ELF_RELOCS,
+    uc_arch=unicorn.UC_ARCH_ARM64,
+    uc_mode=unicorn.UC_MODE_ARM,
+    cs_arch=capstone.CS_ARCH_ARM64,
+    cs_mode=capstone.CS_MODE_ARM,
+    callconv=CALLCONV,
+    host_return=_insn(RET),
+    trap=_insn(BRK0),
+    fixed_uc_page_size=None,
+    indirect_jump_size=16,
+)
