@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from .backends.unicorn import CpuFault, UnicornMachine
 from .errors import ConfigError, KitemuError
 from .execmem import RW, RX, ExecMem, check_page_size, parse_strategy
-from .hostlib import REGISTRY, GuestExit, HostProcess
+from .hostlib import HostProcess
+from .hostlib.callconv import bits_to_double, double_to_bits
 from .link.linker import LinkedImage, Linker
 from .loader import load_object
 from .loader.model import ObjectFile
@@ -99,19 +100,37 @@ class JitProcess:
         return value
 
     # -- calling ---------------------------------------------------------------
-    def call(self, addr: int, int_args: list[int], sp: int | None = None):
-        """Call guest function ``addr`` with integer arguments; returns
-        ``(int return value, FaultReport | None)``."""
+    def call(self, addr: int, args: list[int | float] = (), sp: int | None = None,
+             returns: str = "int"):
+        """Call guest function ``addr`` with integer/pointer (int) and double
+        (float) arguments, placed per the target's calling convention
+        (registers first, then 8-byte stack slots in order). Returns
+        ``(return value, FaultReport | None)``; ``returns="double"`` reads
+        the floating-point return register."""
         cc = self.arch.callconv
         m = self.machine
         sp = (sp if sp is not None else self.stack_top) & ~(cc.stack_align - 1)
-        stack_args = int_args[len(cc.int_args):]
-        for reg, v in zip(cc.int_args, int_args):
-            m.set_reg(reg, v & ((1 << 64) - 1))
-        if stack_args:
-            sp -= 8 * len(stack_args)
+        gp = fp = 0
+        stack_words: list[int] = []
+        for v in args:
+            if isinstance(v, float):
+                bits = double_to_bits(v)
+                if fp < len(cc.fp_args):
+                    m.set_reg(cc.fp_args[fp], bits)
+                    fp += 1
+                    continue
+                stack_words.append(bits)
+            else:
+                v &= (1 << 64) - 1
+                if gp < len(cc.int_args):
+                    m.set_reg(cc.int_args[gp], v)
+                    gp += 1
+                    continue
+                stack_words.append(v)
+        if stack_words:
+            sp -= 8 * len(stack_words)
             sp &= ~(cc.stack_align - 1)
-            m.write_raw(sp, b"".join((v & ((1 << 64) - 1)).to_bytes(8, "little") for v in stack_args))
+            m.write_raw(sp, b"".join(w.to_bytes(8, "little") for w in stack_words))
         if cc.ra is None:
             sp -= 8                            # the return address pushed by `call`
             m.write_raw(sp, SENTINEL.to_bytes(8, "little"))
@@ -119,10 +138,12 @@ class JitProcess:
             m.set_reg(cc.ra, SENTINEL)
         m.set_reg(cc.sp, sp)
         if cc.vector_count_reg is not None:
-            m.set_reg(cc.vector_count_reg, 0)
+            m.set_reg(cc.vector_count_reg, fp)
         fault = m.run(addr, SENTINEL)
         if fault is not None:
             return 0, describe_fault(fault, self)
+        if returns == "double":
+            return bits_to_double(m.reg(cc.fp_ret)), None
         return m.reg(cc.int_ret), None
 
     def lay_out_argv(self, argv: list[bytes]) -> tuple[int, int]:

@@ -328,8 +328,10 @@ DATAS = [
     (T.DATA32, 4, -(1 << 31), (1 << 32) - 1, False),
     (T.DATA16, 2, -(1 << 15), (1 << 16) - 1, False),
     (T.PREL64, 8, -(1 << 63), (1 << 63) - 1, True),
-    (T.PREL32, 4, -(1 << 31), (1 << 31) - 1, True),
-    (T.PREL16, 2, -(1 << 15), (1 << 15) - 1, True),
+    # AAELF64: PREL32 checks -2^31 <= X < 2^32, PREL16 -2^15 <= X < 2^16
+    (T.PREL32, 4, -(1 << 31), (1 << 32) - 1, False),
+    (T.PREL16, 2, -(1 << 15), (1 << 16) - 1, False),
+    (T.PLT32, 4, -(1 << 31), (1 << 31) - 1, True),
 ]
 _FMT = {8: "q", 4: "i", 2: "h"}
 
@@ -577,7 +579,8 @@ def test_required_relocs_present_with_right_formula():
         if name.startswith(("R_AARCH64_ABS", "R_AARCH64_MOVW_UABS")) or "_ABS_LO12" in name:
             assert spec.formula is F.ABS, name
         if name.startswith("R_AARCH64_PREL"):
-            assert spec.formula is F.PCREL and spec.fixup.signedness == "signed", name
+            assert spec.formula is F.PCREL, name
+            assert spec.fixup.signedness == ("signed" if name == "R_AARCH64_PREL64" else "either"), name
 
 
 # One line of assembly -> the relocation llvm-mc emits for it.

@@ -303,8 +303,11 @@ DATA64 = DataFixup("aarch64.Data64", 8)
 DATA32 = DataFixup("aarch64.Data32", 4)      # psABI: -2^31 <= X < 2^32
 DATA16 = DataFixup("aarch64.Data16", 2)      # psABI: -2^15 <= X < 2^16
 PREL64 = DataFixup("aarch64.Prel64", 8, "signed")
-PREL32 = DataFixup("aarch64.Prel32", 4, "signed")
-PREL16 = DataFixup("aarch64.Prel16", 2, "signed")
+# AAELF64 checks PREL32 as -2^31 <= X < 2^32 and PREL16 as -2^15 <= X < 2^16
+# (the word may be read signed or unsigned); PLT32 is strictly signed.
+PREL32 = DataFixup("aarch64.Prel32", 4, "either")
+PREL16 = DataFixup("aarch64.Prel16", 2, "either")
+PLT32 = DataFixup("aarch64.Plt32", 4, "signed")
 
 F = Formula
 ELF_RELOCS: dict[int, RelocSpec] = {
@@ -340,7 +343,7 @@ ELF_RELOCS: dict[int, RelocSpec] = {
     311: RelocSpec("R_AARCH64_ADR_GOT_PAGE", ADRP_PAGE21, F.GOT_PAGE_PCREL),
     312: RelocSpec("R_AARCH64_LD64_GOT_LO12_NC", LDST64_LO12, F.GOT_ABS),
     # `.word f@PLT - .` (relative vtables): S + A - P, signed 32-bit.
-    314: RelocSpec("R_AARCH64_PLT32", PREL32, F.PCREL),
+    314: RelocSpec("R_AARCH64_PLT32", PLT32, F.PCREL),
 }
 
 
