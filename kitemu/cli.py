@@ -29,7 +29,7 @@ def cmd_run(ns) -> int:
 
     result = run_files(ns.inputs, target=ns.target, entry=ns.entry, args=ns.args,
                        strategy=ns.strategy, page_size=ns.page_size, base=ns.base,
-                       stdout_sink=sink)
+                       stdout_sink=sink, timeout=ns.timeout)
     sys.stdout.flush()
     if result.stderr:
         sys.stderr.buffer.write(result.stderr)
@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--strategy", default="mprotect", help="exec-memory strategy: mprotect | dual-map")
     r.add_argument("--page-size", type=_int, default=None, help="host page size (default per target)")
     r.add_argument("--base", type=_int, default=0x1000_0000, help="image region base address")
+    r.add_argument("--timeout", type=float, default=None,
+                   help="seconds each guest call may run (default: no limit)")
     r.add_argument("inputs", nargs="+", metavar="INPUT")
     r.set_defaults(func=cmd_run)
 

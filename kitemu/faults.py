@@ -20,10 +20,10 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
-SIGNALS = {"SIGILL": 4, "SIGTRAP": 5, "SIGABRT": 6, "SIGBUS": 7, "SIGSEGV": 11}
+SIGNALS = {"SIGILL": 4, "SIGTRAP": 5, "SIGABRT": 6, "SIGBUS": 7, "SIGKILL": 9, "SIGSEGV": 11}
 SIGNAL_TEXT = {"SIGSEGV": "Segmentation fault", "SIGBUS": "Bus error",
                "SIGILL": "Illegal instruction", "SIGTRAP": "Trace/breakpoint trap",
-               "SIGABRT": "Aborted"}
+               "SIGABRT": "Aborted", "SIGKILL": "Killed (time limit)"}
 
 # CPU exception numbers as unicorn reports them through UC_HOOK_INTR
 _AARCH64_EXC = {1: ("SIGILL", "ILL_ILLOPC"), 7: ("SIGTRAP", "TRAP_BRKPT"),
@@ -79,7 +79,7 @@ def signal_for(fault, arch_name: str, host_os: str) -> tuple[str, str]:
     if fault.kind == "illegal-instruction":
         return "SIGILL", "ILL_ILLOPC"
     if fault.kind == "timeout":
-        return "SIGSEGV", "TIMEOUT"
+        return "SIGKILL", "TIMEOUT"     # what a harness's time limit does to a process
     return _EXC.get(arch_name, {}).get(fault.intno, ("SIGILL", f"EXCEPTION_{fault.intno}"))
 
 

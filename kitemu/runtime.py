@@ -75,6 +75,9 @@ class JitProcess:
             self._map_process_areas(stdout_sink)
         self.image: LinkedImage | None = None
         self.stack_top = STACK_TOP
+        #: seconds each guest call may run (0/None: no limit); a call that
+        #: runs out is reported as a "timeout" fault
+        self.timeout: float | None = None
 
     def _map_process_areas(self, stdout_sink):
         m = self.machine
@@ -101,7 +104,7 @@ class JitProcess:
 
     # -- calling ---------------------------------------------------------------
     def call(self, addr: int, args: list[int | float] = (), sp: int | None = None,
-             returns: str = "int"):
+             returns: str = "int", timeout: float | None = None):
         """Call guest function ``addr`` with integer/pointer (int) and double
         (float) arguments, placed per the target's calling convention
         (registers first, then 8-byte stack slots in order). Returns
@@ -139,7 +142,8 @@ class JitProcess:
         m.set_reg(cc.sp, sp)
         if cc.vector_count_reg is not None:
             m.set_reg(cc.vector_count_reg, fp)
-        fault = m.run(addr, SENTINEL)
+        timeout = self.timeout if timeout is None else timeout
+        fault = m.run(addr, SENTINEL, int(timeout * 1e6) if timeout else 0)
         if fault is not None:
             return 0, describe_fault(fault, self)
         if returns == "double":
@@ -165,7 +169,11 @@ class JitProcess:
 
     # -- running a program --------------------------------------------------------
     def run(self, entry: str = "main", args: list[str] | None = None,
-            program_name: str = "a.out") -> RunResult:
+            program_name: str = "a.out", timeout: float | None = None) -> RunResult:
+        """Run a linked program: constructors, ``entry(argc, argv)``,
+        destructors. ``timeout`` (seconds) bounds each of those calls."""
+        if timeout is not None:
+            self.timeout = timeout
         if self.image is None:
             raise KitemuError("nothing is linked")
         addr = self.image.globals.get(entry)
@@ -217,7 +225,7 @@ class JitProcess:
 def run_files(paths: list[str], target: str | None = None, entry: str = "main",
               args: list[str] | None = None, strategy: str = "mprotect",
               page_size: int | None = None, base: int = DEFAULT_BASE,
-              stdout_sink=None) -> RunResult:
+              stdout_sink=None, timeout: float | None = None) -> RunResult:
     objects = [load_object(p) for p in paths]
     if not objects:
         raise ConfigError("no input files")
@@ -226,4 +234,4 @@ def run_files(paths: list[str], target: str | None = None, entry: str = "main",
     proc = JitProcess(target, strategy=strategy, page_size=page_size, base=base,
                       stdout_sink=stdout_sink)
     proc.link(objects)
-    return proc.run(entry, args)
+    return proc.run(entry, args, timeout=timeout)

@@ -102,3 +102,23 @@ def test_cli_crash_report(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "program crashed" in err and "SIGSEGV SEGV_MAPERR" in err and "<main+0x" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("target,code", [("elf-x64", b"\xeb\xfe"),                       # jmp .
+                                         ("elf-aarch64", (0x14000000).to_bytes(4, "little")),  # b .
+                                         ("elf-rv64", (0x0000006F).to_bytes(4, "little"))])    # j .
+def test_endless_loop_is_stopped_by_the_time_limit(target, code):
+    proc = JitProcess(target)
+    proc.link([crash_object(target, code)])
+    r = proc.run(timeout=0.2)
+    assert r.fault is not None and r.fault.kind == "timeout" and r.fault.signal == "SIGKILL"
+    assert r.fault.pc_symbol == "main" and r.exit_code == 137
+
+
+def test_exit_inside_a_time_limited_run_is_not_a_timeout():
+    from helpers import corpus_objects, expected_stdout
+    from kitemu.loader import load_object
+    proc = JitProcess("elf-x64")
+    proc.link([load_object(p) for p in corpus_objects("exit_nested", "elf-x64")])
+    r = proc.run(timeout=30)
+    assert r.fault is None and r.exit_code == 3 and r.stdout == expected_stdout("exit_nested")

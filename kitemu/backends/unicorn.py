@@ -167,6 +167,8 @@ class UnicornMachine:
         self.uc.ctl_remove_cache(begin, end)   # hooks apply to already-translated code too
 
     def stop(self) -> None:
+        """Stop the current run from inside a hook (exit, abort)."""
+        self._stopped = True
         self.uc.emu_stop()
 
     def _on_invalid(self, uc, access, address, size, value, user):
@@ -183,6 +185,7 @@ class UnicornMachine:
         function stops the machine). Returns a fault, or None."""
         self._last_invalid = None
         self._intno = None
+        self._stopped = False
         pc_reg = self.arch.callconv.pc
         try:
             self.uc.emu_start(begin, until, timeout=timeout_us)
@@ -199,8 +202,9 @@ class UnicornMachine:
         pc = self.uc.reg_read(pc_reg)
         if self._intno is not None:
             return CpuFault("exception", None, None, pc, f"CPU exception {self._intno}", self._intno)
-        if timeout_us and pc != until:
-            return CpuFault("timeout", None, None, pc, "time limit reached")
+        if timeout_us and pc != until and not self._stopped:
+            return CpuFault("timeout", None, None, pc,
+                            f"time limit of {timeout_us / 1e6:g} s reached")
         return None
 
 

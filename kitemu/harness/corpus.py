@@ -15,6 +15,11 @@ from dataclasses import dataclass
 from ..errors import KitemuError
 
 
+#: seconds any one call of a corpus program may run: a mis-linked program
+#: that loops fails its case instead of hanging the run
+CASE_TIMEOUT = 60.0
+
+
 @dataclass
 class CorpusCase:
     case: str
@@ -71,7 +76,7 @@ def run_case(case: CorpusCase, strategy: str) -> CaseResult:
     try:
         proc = JitProcess(case.target, strategy=strategy)
         proc.link([load_object(p) for p in case.objects])
-        r = proc.run(case.entry, case.args, program_name=case.case)
+        r = proc.run(case.entry, case.args, program_name=case.case, timeout=CASE_TIMEOUT)
     except KitemuError as e:
         return CaseResult(case, strategy, False, f"error: {e}", time.perf_counter() - t0)
     dt = time.perf_counter() - t0

@@ -307,7 +307,8 @@ class _Plan:
                 else:
                     t = self.reloc_targets[(oi, sec.index, rel.index)]
                     value = self._value(spec, t, rel.addend, P, seg, base_off + rel.offset)
-                    if spec.branch and not spec.fixup.in_range(value) and \
+                    if spec.branch and sec.kind is SectionKind.TEXT and \
+                            not spec.fixup.in_range(value) and \
                             self.arch.can_stub(spec, seg.buf, base_off + rel.offset):
                         island = self.island_addr.get(((oi, sec.index), t))
                         if island is None:
@@ -452,7 +453,7 @@ class _Plan:
         for oi, obj in enumerate(self.objects):
             for sym in obj.symbols:
                 if not sym.name or sym.type.value in ("section", "file") or not sym.defined \
-                        or sym.name.startswith(".L"):   # assembler-local labels
+                        or sym.name.startswith((".L", "$")):   # asm-local labels, mapping symbols
                     continue
                 if sym.place.value == "section":
                     if (oi, sym.section) not in self.section_addr:
@@ -483,6 +484,7 @@ class _Plan:
         obj = self.objects[t.obj]
         for sym in obj.symbols:
             if sym.section == t.section and sym.value == t.offset and sym.name \
-                    and sym.type.value not in ("section", "file"):
+                    and sym.type.value not in ("section", "file") \
+                    and not sym.name.startswith(("$", ".L")):  # mapping symbols ($x, $d), asm labels
                 return sym.name
         return f"{obj.sections[t.section].name}+{t.offset:#x}"
