@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .backends.unicorn import CpuFault, UnicornMachine
+from .backends.unicorn import UnicornMachine
 from .errors import ConfigError, KitemuError
 from .execmem import RW, RX, ExecMem, check_page_size, parse_strategy
 from .hostlib import HostProcess

@@ -95,7 +95,6 @@ def test_illegal_instruction(target, code):
 
 
 def test_cli_crash_report(tmp_path, capsys, monkeypatch):
-    import kitemu.loader as loader
     obj = crash_object("elf-x64", CASES["null-write"]["elf-x64"][0])
     monkeypatch.setattr("kitemu.runtime.load_object", lambda p: obj)
     assert cli_main(["run", "crash.o"]) == 139

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import shutil
 import struct
-import subprocess
 
 import capstone
 import keystone
 import pytest
 import unicorn
 from capstone import arm64 as CA
-from elftools.elf.elffile import ELFFile
 from elftools.elf.enums import ENUM_RELOC_TYPE_AARCH64
-from elftools.elf.relocation import RelocationSection
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from unicorn import arm64_const as UA
@@ -28,6 +25,8 @@ from unicorn import arm64_const as UA
 from kitemu.errors import FixupRangeError
 from kitemu.targets import aarch64 as T
 from kitemu.targets.base import DataFixup, Formula
+
+from helpers import assert_llvm_mc_reloc_names
 
 SETTINGS = settings(max_examples=150, deadline=None)
 EMU_SETTINGS = settings(max_examples=30, deadline=None)
@@ -621,29 +620,7 @@ LLVM_MC_CASES = [
 
 @pytest.mark.skipif(shutil.which("llvm-mc") is None, reason="llvm-mc not installed")
 def test_reloc_numbers_match_llvm_mc(tmp_path):
-    text = [c for c in LLVM_MC_CASES if c[0] == "text"]
-    data = [c for c in LLVM_MC_CASES if c[0] == "data"]
-    src = (".text\n" + "".join(f"  {c[1]}\n" for c in text)
-           + ".data\n" + "".join(f"  {c[1]}\n" for c in data))
-    (tmp_path / "r.s").write_text(src)
-    subprocess.run(["llvm-mc", "-triple=aarch64-linux-gnu", "-filetype=obj",
-                    str(tmp_path / "r.s"), "-o", str(tmp_path / "r.o")], check=True)
-    with open(tmp_path / "r.o", "rb") as f:
-        elf = ELFFile(f)
-        got = {}
-        for sec in elf.iter_sections():
-            if isinstance(sec, RelocationSection):
-                target = elf.get_section(sec["sh_info"]).name
-                got[target] = [r["r_info_type"] for r in sorted(sec.iter_relocations(),
-                                                                  key=lambda r: r["r_offset"])]
-    for sect, cases in ((".text", text), (".data", data)):
-        assert len(got[sect]) == len(cases)
-        for rtype, (_, line, name) in zip(got[sect], cases):
-            assert rtype in T.ELF_RELOCS, (line, rtype)
-            assert T.ELF_RELOCS[rtype].name == name, line
-    # every table entry has been seen from the assembler (NONE 0 aside)
-    seen = {name for _, _, name in LLVM_MC_CASES}
-    assert {s.name for s in T.ELF_RELOCS.values()} <= seen
+    assert_llvm_mc_reloc_names(tmp_path, "aarch64-linux-gnu", LLVM_MC_CASES, T.ELF_RELOCS)
 
 
 # ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from ..errors import FixupRangeError, LinkError, RelocationError
 from ..execmem import RO, ExecMem
-from ..loader.model import ObjectFile, Relocation, Section, SectionKind
+from ..loader.model import ObjectFile, Section, SectionKind
 from ..targets import Target as TargetDesc
 from ..targets.base import Formula, RelocSpec
 from .symbols import (AbsTarget, CommonTarget, HostTarget, IfuncTarget,
