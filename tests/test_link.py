@@ -176,3 +176,21 @@ def test_relocations_in_bss_are_refused():
     b.reloc(s, 0, "R_X86_64_64", "x")
     with pytest.raises(LinkError, match="bss.o: section .bss: relocations against a section with no contents"):
         JitProcess("elf-x64").link([b.build()])
+
+
+def test_rv64_pcrel_lo_without_its_hi_is_an_error():
+    """PCREL_LO12_I names the label of its AUIPC; if no PCREL_HI20 sits
+    there, the value is undefined: refuse, naming the relocation."""
+    from kitemu.targets import rv64
+    code = rv64.insn(rv64.auipc(10, 0)) + rv64.insn(rv64.addi(10, 10, 0)) + rv64.insn(rv64.RET)
+    b = ObjBuilder("elf-rv64", "lo.o")
+    t = b.section(".text", SectionKind.TEXT, code, align=4)
+    d = b.section(".rodata", SectionKind.RODATA, b"x", align=1)
+    b.symbol("main", t, 0)
+    b.symbol("thing", d, 0, type=SymbolType.OBJECT)
+    b.symbol(".Lpcrel_hi0", t, 4, binding=Binding.LOCAL, type=SymbolType.NOTYPE)  # wrong label
+    b.reloc(t, 0, "R_RISCV_PCREL_HI20", "thing")
+    b.reloc(t, 4, "R_RISCV_PCREL_LO12_I", ".Lpcrel_hi0")
+    with pytest.raises(RelocationError, match=r"lo.o: section .text: relocation #1 R_RISCV_PCREL_LO12_I "
+                                              r".*no high-part relocation .* offset 0x4"):
+        JitProcess("elf-rv64").link([b.build()])

@@ -301,8 +301,7 @@ class _Plan:
                 P = sec_addr + rel.offset
                 if spec.formula is Formula.PCREL_LO:
                     if hi_by_offset is None:
-                        hi_by_offset = {r.offset: r for r in sec.relocations
-                                        if r.spec.formula in (Formula.PCREL, Formula.GOT_PCREL)}
+                        hi_by_offset = {r.offset: r for r in sec.relocations if r.spec.hi_part}
                     value = self._pcrel_lo_value(obj, oi, sec, rel, hi_by_offset, sec_addr)
                 else:
                     t = self.reloc_targets[(oi, sec.index, rel.index)]
@@ -354,8 +353,8 @@ class _Plan:
         hi_off = label.value   # the LO's own addend is ignored, as lld does
         hi = hi_by_offset.get(hi_off)
         if hi is None:
-            raise RelocationError(f"{obj.describe_reloc(sec, rel)}: no PCREL_HI20/GOT_HI20 "
-                                  f"relocation at its label offset {hi_off:#x}")
+            raise RelocationError(f"{obj.describe_reloc(sec, rel)}: no high-part relocation "
+                                  f"(PCREL_HI20/GOT_HI20) at its label, offset {hi_off:#x}")
         t = self.reloc_targets[(oi, sec.index, hi.index)]
         hi_p = sec_addr + hi.offset
         if hi.spec.formula is Formula.GOT_PCREL:

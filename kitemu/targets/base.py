@@ -200,6 +200,9 @@ class RelocSpec:
     #: a call/jump: when the target is out of the fixup's reach the linker
     #: sends it through a far-call stub instead of failing.
     branch: bool = False
+    #: the high part of a split PC-relative pair whose low part (Formula
+    #: PCREL_LO) points at this relocation's place (RISC-V PCREL/GOT_HI20).
+    hi_part: bool = False
 
 
 class VarargRule(enum.Enum):

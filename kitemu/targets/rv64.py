@@ -297,8 +297,8 @@ ELF_RELOCS: dict[int, RelocSpec] = {
     17: RelocSpec("R_RISCV_JAL", JTYPE, F.PCREL, branch=True),
     18: RelocSpec("R_RISCV_CALL", CALL, F.PCREL, branch=True),
     19: RelocSpec("R_RISCV_CALL_PLT", CALL, F.PCREL, branch=True),
-    20: RelocSpec("R_RISCV_GOT_HI20", U_HI20, F.GOT_PCREL),
-    23: RelocSpec("R_RISCV_PCREL_HI20", U_HI20, F.PCREL),
+    20: RelocSpec("R_RISCV_GOT_HI20", U_HI20, F.GOT_PCREL, hi_part=True),
+    23: RelocSpec("R_RISCV_PCREL_HI20", U_HI20, F.PCREL, hi_part=True),
     24: RelocSpec("R_RISCV_PCREL_LO12_I", I_LO12, F.PCREL_LO),
     25: RelocSpec("R_RISCV_PCREL_LO12_S", S_LO12, F.PCREL_LO),
     26: RelocSpec("R_RISCV_HI20", U_HI20, F.ABS),
@@ -328,7 +328,7 @@ ELF_RELOCS: dict[int, RelocSpec] = {
 
 #: relocation types a PCREL_LO12_I/S may pair with (at the auipc its symbol
 #: labels); the LO encodes the low 12 bits of that relocation's value.
-PCREL_HI_TYPES = frozenset({20, 23})
+PCREL_HI_TYPES = frozenset(n for n, spec in ELF_RELOCS.items() if spec.hi_part)
 
 # ---------------------------------------------------------------------------
 # Instruction encoders. Register numbers are x0..x31 (ABI names below).
