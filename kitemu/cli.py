@@ -11,6 +11,7 @@ program that crashes exits 128+signal after a one-paragraph report on stderr.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .errors import KitemuError
@@ -97,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         print(f"kitemu: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # stdout was closed early (e.g. `kitemu run ... | head`): not an error
+        # of ours; silence the interpreter's flush at exit too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

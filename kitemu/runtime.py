@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .backends.unicorn import UnicornMachine
 from .errors import ConfigError, KitemuError
-from .execmem import RW, RX, ExecMem, check_page_size, parse_strategy
+from .execmem import ALIAS_OFFSET, RW, RX, ExecMem, Strategy, check_page_size, parse_strategy
 from .hostlib import HostProcess
 from .hostlib.callconv import bits_to_double, double_to_bits
 from .link.linker import LinkedImage, Linker
@@ -35,6 +35,30 @@ STACK_TOP = 0x7000_0000
 STACK_SIZE = 8 << 20
 SENTINEL = 0x7FF0_0000
 HOST_BASE = 0x3F_0000_0000
+
+
+PROCESS_AREAS = {
+    "the heap": (HEAP_BASE, HEAP_LIMIT),
+    "the stack": (STACK_TOP - STACK_SIZE, STACK_TOP),
+    "the return-sentinel page": (SENTINEL, SENTINEL + 0x10000),
+    "the host-function area": (HOST_BASE, HOST_BASE + 0x10000),
+}
+
+
+def check_region(base: int, capacity: int, strategy) -> None:
+    """The image region (and its RW alias under dual mapping) must not
+    overlap the process's own areas, nor leave the 48-bit address space."""
+    spans = [("image region", base, base + capacity)]
+    if strategy is Strategy.DUAL_MAP:
+        spans.append(("RW alias of the image region", base + ALIAS_OFFSET,
+                      base + ALIAS_OFFSET + capacity))
+    for what, lo, hi in spans:
+        if lo < 0 or hi > 1 << 48:
+            raise ConfigError(f"{what} [{lo:#x}, {hi:#x}) lies outside the 48-bit address space")
+        for area, alo, ahi in ((n, a, b) for n, (a, b) in PROCESS_AREAS.items()):
+            if lo < ahi and alo < hi:
+                raise ConfigError(f"{what} [{lo:#x}, {hi:#x}) overlaps {area} [{alo:#x}, {ahi:#x}); "
+                                  "choose another --base")
 
 
 @dataclass
@@ -68,6 +92,7 @@ class JitProcess:
                               self.target.default_page_size if page_size is None else page_size)
         check_page_size(self.host.page_size, self.arch.fixed_uc_page_size or 4096)
         self.strategy = parse_strategy(strategy)
+        check_region(base, capacity, self.strategy)
         self.machine = machine or UnicornMachine(self.arch, self.host.page_size)
         self.mem = ExecMem(self.machine, self.strategy, self.host.page_size, base, capacity,
                            granule=self.machine.granule)
@@ -143,7 +168,11 @@ class JitProcess:
         if cc.vector_count_reg is not None:
             m.set_reg(cc.vector_count_reg, fp)
         timeout = self.timeout if timeout is None else timeout
+        hp = m.hostproc
+        hp.fault = None
         fault = m.run(addr, SENTINEL, int(timeout * 1e6) if timeout else 0)
+        if fault is None and hp.fault is not None:
+            fault = hp.fault
         if fault is not None:
             return 0, describe_fault(fault, self)
         if returns == "double":

@@ -121,3 +121,27 @@ def test_exit_inside_a_time_limited_run_is_not_a_timeout():
     proc.link([load_object(p) for p in corpus_objects("exit_nested", "elf-x64")])
     r = proc.run(timeout=30)
     assert r.fault is None and r.exit_code == 3 and r.stdout == expected_stdout("exit_nested")
+
+
+def test_bad_pointer_to_a_host_function_is_a_segfault_in_that_function():
+    """puts((char *)8): libc would crash inside puts; kitemu reports the
+    fault with the host function as the PC, never a Python traceback."""
+    b = ObjBuilder("elf-x64", "badptr.o")
+    t = b.section(".text", SectionKind.TEXT, x64("push rax; mov edi, 8; call 0x1000") + b"\x59\xc3")
+    b.symbol("main", t, 0)
+    b.undefined("puts")
+    b.reloc(t, 7, "R_X86_64_PLT32", "puts", -4)
+    proc = JitProcess("elf-x64")
+    proc.link([b.build()])
+    r = proc.run()
+    assert r.fault is not None and r.fault.signal == "SIGSEGV" and r.fault.access == "read"
+    assert r.fault.address == 8 and r.fault.pc_symbol == "puts (host)"
+
+
+@pytest.mark.parametrize("base,what", [(0x7000_0000 - 0x10_0000, "the stack"),
+                                       (0x4000_0000, "the heap"),
+                                       (0x7FF0_0000, "the return-sentinel page")])
+def test_image_region_may_not_overlap_process_areas(base, what):
+    from kitemu.errors import ConfigError
+    with pytest.raises(ConfigError, match=f"overlaps {what}"):
+        JitProcess("elf-x64", base=base)

@@ -47,6 +47,18 @@ def uc_perm(perm: Perm) -> int:
     return p
 
 
+class GuestMemoryFault(Exception):
+    """Host-side access to guest memory that is not mapped (e.g. a host
+    function given a bad pointer). Host functions turn it into a fault
+    report, as a real libc would crash inside ``strlen``."""
+
+    def __init__(self, addr: int, size: int, access: str, detail: str):
+        super().__init__(f"{access} of {size} bytes at {addr:#x}: {detail}")
+        self.addr = addr
+        self.size = size
+        self.access = access
+
+
 @dataclass
 class CpuFault:
     """What the CPU reported when guest code stopped abnormally."""
@@ -113,10 +125,16 @@ class UnicornMachine:
         self._buffers.pop(addr, None)
 
     def write_raw(self, addr: int, data: bytes) -> None:
-        self.uc.mem_write(addr, bytes(data))
+        try:
+            self.uc.mem_write(addr, bytes(data))
+        except UcError as e:
+            raise GuestMemoryFault(addr, len(data), "write", str(e)) from None
 
     def read(self, addr: int, size: int) -> bytes:
-        return bytes(self.uc.mem_read(addr, size))
+        try:
+            return bytes(self.uc.mem_read(addr, size))
+        except UcError as e:
+            raise GuestMemoryFault(addr, size, "read", str(e)) from None
 
     def flush_code(self, addr: int, size: int) -> None:
         self.uc.ctl_remove_cache(addr, addr + size)

@@ -43,6 +43,9 @@ class Perm(enum.IntFlag):
         return "".join(c if self & f else "-" for c, f in (("r", Perm.R), ("w", Perm.W), ("x", Perm.X)))
 
 
+#: where the RW alias of a dual-mapped code chunk lives, relative to it
+ALIAS_OFFSET = 1 << 36
+
 RW = Perm.R | Perm.W
 RX = Perm.R | Perm.X
 RO = Perm.R
@@ -113,7 +116,7 @@ class ExecMem:
 
     def __init__(self, backend: MemoryBackend, strategy: Strategy | str | None,
                  page_size: int | None, base: int, capacity: int,
-                 alias_offset: int = 1 << 36, granule: int = 4096):
+                 alias_offset: int = ALIAS_OFFSET, granule: int = 4096):
         self.strategy = parse_strategy(strategy)
         self.page_size = check_page_size(page_size, granule)
         if base % self.page_size:

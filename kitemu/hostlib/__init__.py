@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..backends.unicorn import CpuFault, GuestMemoryFault
 from ..execmem import RX, Perm
 from .callconv import VA_LIST_READERS, CallArgs, double_to_bits
 
@@ -114,6 +115,8 @@ class HostProcess:
         self.stdout_sink = stdout_sink
         self.heap = Heap(machine, heap_base, heap_limit)
         self.exit: GuestExit | None = None
+        #: a fault inside a host function (bad pointer argument), if any
+        self.fault: CpuFault | None = None
         self.program_name = "a.out"
         self.calls = 0
         self.functions = [REGISTRY[n] for n in (names or sorted(REGISTRY))]
@@ -164,6 +167,12 @@ class HostProcess:
             result = fn.body(self, args)
         except GuestExit as e:
             self.exit = e
+            machine.stop()
+            return
+        except GuestMemoryFault as e:
+            # the C library would have crashed inside this function
+            self.fault = CpuFault("unmapped", e.access, e.addr, address,
+                                  f"host function {fn.name}: {e}")
             machine.stop()
             return
         if fn.returns == "double":
