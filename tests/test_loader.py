@@ -43,6 +43,8 @@ def test_model_of_a_real_object(target):
     assert obj.target == target and obj.format == "elf"
     kinds = {s.name: s.kind for s in obj.sections.values()}
     assert kinds[".text"] is SectionKind.TEXT
+    text = next(s for s in obj.sections.values() if s.name == ".text")
+    assert text.flags == 0x6 and text.executable and not text.writable   # SHF_ALLOC|SHF_EXECINSTR
     assert any(k is SectionKind.RODATA for k in kinds.values())
     main = next(s for s in obj.symbols if s.name == "main")
     assert main.binding is Binding.GLOBAL and main.type is SymbolType.FUNC

@@ -136,7 +136,7 @@ class _Reader:
         if align & (align - 1):
             self.fail(f"alignment {align} is not a power of two", section=s.name)
         data = None if kind is SectionKind.BSS else s.data()
-        return Section(index, s.name, kind, align, s["sh_size"], data)
+        return Section(index, s.name, kind, align, s["sh_size"], data, flags=flags)
 
     def _symbols(self, raw_sections, sections) -> list[Symbol]:
         symtab = next((s for s in raw_sections if s["sh_type"] == "SHT_SYMTAB"), None)

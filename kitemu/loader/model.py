@@ -79,6 +79,17 @@ class Section:
     size: int
     data: bytes | None   # None for BSS
     relocations: list[Relocation] = field(default_factory=list)
+    #: the format's raw section flags (ELF ``sh_flags``), for inspection;
+    #: the linker decides from ``kind`` alone
+    flags: int = 0
+
+    @property
+    def executable(self) -> bool:
+        return self.kind is SectionKind.TEXT
+
+    @property
+    def writable(self) -> bool:
+        return self.kind.writable
 
 
 @dataclass
