@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target", "-t", choices=sorted(TARGETS),
                    help="target (default: from the first input's machine)")
     r.add_argument("-e", "--entry", default="main", help="entry symbol (default main)")
-    r.add_argument("--strategy", default="mprotect", help="exec-memory strategy: mprotect | dual-map")
+    r.add_argument("--strategy", default=None,
+                   help="exec-memory strategy: mprotect | dual-map (default: the host OS's usual one)")
     r.add_argument("--page-size", type=_int, default=None, help="host page size (default per target)")
     r.add_argument("--base", type=_int, default=0x1000_0000, help="image region base address")
     r.add_argument("--timeout", type=float, default=None,

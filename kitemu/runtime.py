@@ -83,7 +83,7 @@ class RunResult:
 class JitProcess:
     """One emulated process holding one linked image."""
 
-    def __init__(self, target: Target | str, strategy="mprotect", page_size: int | None = None,
+    def __init__(self, target: Target | str, strategy: str | None = None, page_size: int | None = None,
                  base: int = DEFAULT_BASE, capacity: int = DEFAULT_CAPACITY,
                  machine: UnicornMachine | None = None, stdout_sink=None, host_os: str | None = None):
         self.target = get_target(target) if isinstance(target, str) else target
@@ -91,7 +91,8 @@ class JitProcess:
         self.host = HostModel(host_os or self.target.host_os,
                               self.target.default_page_size if page_size is None else page_size)
         check_page_size(self.host.page_size, self.arch.fixed_uc_page_size or 4096)
-        self.strategy = parse_strategy(strategy)
+        # no strategy given: the host OS's usual one (Linux mprotect, macOS dual-map)
+        self.strategy = parse_strategy(strategy or self.target.default_strategy)
         check_region(base, capacity, self.strategy)
         self.machine = machine or UnicornMachine(self.arch, self.host.page_size)
         self.mem = ExecMem(self.machine, self.strategy, self.host.page_size, base, capacity,
@@ -110,7 +111,7 @@ class JitProcess:
         page = max(self.host.page_size, 0x10000)
         m.map(SENTINEL, page, RX)
         m.write_raw(SENTINEL, self.arch.trap * (64 // len(self.arch.trap)))
-        self.hostproc = HostProcess(m, self.arch, HOST_BASE, HEAP_BASE, HEAP_LIMIT,
+        self.hostproc = HostProcess(m, self.target, HOST_BASE, HEAP_BASE, HEAP_LIMIT,
                                     stdout_sink=stdout_sink)
         m.hostproc = self.hostproc
 
@@ -135,7 +136,7 @@ class JitProcess:
         (registers first, then 8-byte stack slots in order). Returns
         ``(return value, FaultReport | None)``; ``returns="double"`` reads
         the floating-point return register."""
-        cc = self.arch.callconv
+        cc = self.target.callconv
         m = self.machine
         sp = (sp if sp is not None else self.stack_top) & ~(cc.stack_align - 1)
         gp = fp = 0
@@ -179,6 +180,14 @@ class JitProcess:
             return bits_to_double(m.reg(cc.fp_ret)), None
         return m.reg(cc.int_ret), None
 
+    def lookup(self, c_name: str) -> int | None:
+        """Address of a global by its C name (``main``), or by its exact
+        symbol-table spelling (``_main`` on Mach-O)."""
+        if self.image is None:
+            return None
+        g = self.image.globals
+        return g.get(self.target.symbol(c_name), g.get(c_name))
+
     def lay_out_argv(self, argv: list[bytes]) -> tuple[int, int]:
         """Copy argv strings and the argv array to the top of the stack;
         returns (argv address, new stack top)."""
@@ -205,7 +214,7 @@ class JitProcess:
             self.timeout = timeout
         if self.image is None:
             raise KitemuError("nothing is linked")
-        addr = self.image.globals.get(entry)
+        addr = self.lookup(entry)
         if addr is None:
             raise KitemuError(f"entry symbol {entry!r} is not defined by the inputs")
         hp = self.machine.hostproc
@@ -252,7 +261,7 @@ class JitProcess:
 
 
 def run_files(paths: list[str], target: str | None = None, entry: str = "main",
-              args: list[str] | None = None, strategy: str = "mprotect",
+              args: list[str] | None = None, strategy: str | None = None,
               page_size: int | None = None, base: int = DEFAULT_BASE,
               stdout_sink=None, timeout: float | None = None) -> RunResult:
     objects = [load_object(p) for p in paths]

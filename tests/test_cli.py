@@ -61,4 +61,4 @@ def test_targets_lists_the_registry():
     r = kitemu("targets")
     assert r.returncode == 0
     names = [line.split()[0] for line in r.stdout.decode().splitlines()]
-    assert names == ["elf-x64", "elf-aarch64", "elf-rv64"]
+    assert names == ["elf-x64", "elf-aarch64", "elf-rv64", "macho-x64", "macho-arm64"]

@@ -19,7 +19,8 @@ from typing import Callable
 
 from ..backends.unicorn import CpuFault, GuestMemoryFault
 from ..execmem import RX, Perm
-from .callconv import VA_LIST_READERS, CallArgs, double_to_bits
+from ..targets.base import VarargRule
+from .callconv import VA_LIST_READERS, CallArgs, PointerVaList, double_to_bits
 
 HOST_SLOT = 16
 
@@ -105,11 +106,12 @@ class Heap:
 class HostProcess:
     """The host side of one running program: its stdout/stderr, heap, exit."""
 
-    def __init__(self, machine, arch, host_base: int, heap_base: int, heap_limit: int,
+    def __init__(self, machine, target, host_base: int, heap_base: int, heap_limit: int,
                  names: list[str] | None = None, stdout_sink=None):
         self.m = machine
-        self.arch = arch
-        self.cc = arch.callconv
+        self.target = target
+        self.arch = arch = target.arch
+        self.cc = target.callconv
         self.stdout = bytearray()
         self.stderr = bytearray()
         self.stdout_sink = stdout_sink
@@ -121,8 +123,10 @@ class HostProcess:
         self.calls = 0
         self.functions = [REGISTRY[n] for n in (names or sorted(REGISTRY))]
         self.base = host_base
-        self.addrs = {f.name: host_base + HOST_SLOT * i for i, f in enumerate(self.functions)}
-        self.by_addr = {a: REGISTRY[n] for n, a in self.addrs.items()}
+        #: symbol name on this target (``_printf`` on Mach-O) -> address
+        self.addrs = {target.symbol(f.name): host_base + HOST_SLOT * i
+                      for i, f in enumerate(self.functions)}
+        self.by_addr = {host_base + HOST_SLOT * i: f for i, f in enumerate(self.functions)}
         size = (HOST_SLOT * len(self.functions) + 0xFFFF) & ~0xFFFF
         machine.map(host_base, size, RX)
         ret = arch.host_return
@@ -154,6 +158,8 @@ class HostProcess:
             self.m.write_raw(addr, data)
 
     def va_list(self, value: int):
+        if self.cc.vararg_rule is VarargRule.ON_STACK:
+            return PointerVaList(self.m, value)     # Apple arm64: va_list is a char *
         return VA_LIST_READERS[self.arch.name](self.m, value)
 
     # -- dispatch -----------------------------------------------------------

@@ -161,6 +161,7 @@ class _Plan:
                     self.placed.append((oi, sec))
         # resolve each relocation's target once
         self.reloc_targets: dict[tuple[int, int, int], Target | None] = {}
+        self.subtrahends: dict[tuple[int, int, int], Target | None] = {}
         self.got_targets: dict[Target | None, None] = {}
         self.stub_targets: dict[Target | None, None] = {}
         for oi, sec in self.placed:
@@ -170,6 +171,12 @@ class _Plan:
                     continue
                 t = self.symtab.resolve(oi, rel.symbol)
                 self.reloc_targets[(oi, sec.index, rel.index)] = t
+                if spec.formula is Formula.DELTA:
+                    if rel.subtrahend is None:
+                        raise LinkError(f"{self.objects[oi].describe_reloc(sec, rel)}: "
+                                        "a difference relocation without its subtrahend symbol")
+                    self.subtrahends[(oi, sec.index, rel.index)] = \
+                        self.symtab.resolve(oi, rel.subtrahend)
                 if spec.formula in _GOT_FORMULAS:
                     self.got_targets[t] = None
                 if isinstance(t, (HostTarget, IfuncTarget)):
@@ -305,7 +312,11 @@ class _Plan:
                     value = self._pcrel_lo_value(obj, oi, sec, rel, hi_by_offset, sec_addr)
                 else:
                     t = self.reloc_targets[(oi, sec.index, rel.index)]
-                    value = self._value(spec, t, rel.addend, P, seg, base_off + rel.offset)
+                    if spec.formula is Formula.DELTA:
+                        T = self.address_of(self.subtrahends[(oi, sec.index, rel.index)])
+                        value = self.address_of(t) + rel.addend - T
+                    else:
+                        value = self._value(spec, t, rel.addend, P, seg, base_off + rel.offset)
                     if spec.branch and sec.kind is SectionKind.TEXT and \
                             not spec.fixup.in_range(value) and \
                             self.arch.can_stub(spec, seg.buf, base_off + rel.offset):

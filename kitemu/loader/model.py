@@ -64,6 +64,8 @@ class Relocation:
     symbol: int          # index in ObjectFile.symbols
     addend: int
     index: int = 0       # position in its relocation table (for messages)
+    #: Formula.DELTA only: index of the symbol whose address is subtracted
+    subtrahend: int | None = None
 
     @property
     def name(self) -> str:

@@ -12,7 +12,9 @@ into a :class:`RelocSpec`, which pairs
 
 Symbols in formulas: ``S`` the symbol's address, ``A`` the addend, ``P`` the
 address of the place being patched, ``G`` the address of the symbol's GOT
-entry, ``V`` the value already stored at the place, ``Page(x)`` = ``x & ~0xfff``.
+entry, ``V`` the value already stored at the place, ``T`` a second symbol
+whose address is subtracted (a Mach-O ``SUBTRACTOR`` pair), ``Page(x)`` =
+``x & ~0xfff``.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class Formula(enum.Enum):
     PCREL_LO = "lo12 of the paired HI20's value"  # RISC-V PCREL_LO12_I/S
     ADD = "V + S + A"
     SUB = "V - (S + A)"
+    DELTA = "S + A - T"                           # T: the subtrahend symbol (Mach-O SUBTRACTOR pairs)
 
 
 class Fixup:
