@@ -30,7 +30,9 @@ def cmd_run(ns) -> int:
 
     result = run_files(ns.inputs, target=ns.target, entry=ns.entry, args=ns.args,
                        strategy=ns.strategy, page_size=ns.page_size, base=ns.base,
-                       stdout_sink=sink, timeout=ns.timeout)
+                       stdout_sink=sink, timeout=ns.timeout,
+                       trace=(lambda line: print(f"kitemu: {line}", file=sys.stderr, flush=True))
+                       if ns.trace_link else None)
     sys.stdout.flush()
     if result.stderr:
         sys.stderr.buffer.write(result.stderr)
@@ -68,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--base", type=_int, default=0x1000_0000, help="image region base address")
     r.add_argument("--timeout", type=float, default=None,
                    help="seconds each guest call may run (default: no limit)")
+    r.add_argument("--trace-link", action="store_true",
+                   help="print the link's J-stages and each run-time stage to stderr")
     r.add_argument("inputs", nargs="+", metavar="INPUT")
     r.set_defaults(func=cmd_run)
 
@@ -78,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--targets", default=None, help="comma-separated targets (default all)")
     c.add_argument("--cases", default=None, help="comma-separated case names (default all)")
     c.add_argument("--variants", default=None, help="comma-separated build variants (default all)")
-    c.add_argument("--strategies", default="mprotect,dual-map", help="exec-memory strategies")
+    c.add_argument("--strategies", default="mprotect,dual-map,jit-toggle", help="exec-memory strategies")
     c.add_argument("--corpus-dir", default=None, help="corpus directory (default: ./corpus)")
     c.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
     c.set_defaults(func=cmd_corpus)

@@ -11,8 +11,10 @@ them"):
 * undefined instruction            -> SIGILL
 * breakpoint instruction           -> SIGTRAP
 
-macOS differs for permission faults (SIGBUS, "Bus error"); that model
-arrives with the Mach-O targets.
+macOS (xnu ``ux_exception``) differs for permission faults: a mapped page
+with the wrong permission (a write to RX, executing a MAP_JIT page while it
+is writable) is EXC_BAD_ACCESS/KERN_PROTECTION_FAILURE -> SIGBUS
+(BUS_ADRERR), "Bus error"; unmapped stays SIGSEGV.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ class FaultReport:
     address_symbol: str | None
     target: str
     host_os: str
+    stage: str = ""
+    #: ("wrote" | "produced", record): the relocation that patched the
+    #: faulting address, or whose target it is
+    relocation: tuple | None = None
 
     @property
     def exit_code(self) -> int:
@@ -67,14 +73,23 @@ class FaultReport:
             text += f" at address {self.address:#x}"
             if self.address_symbol:
                 text += f" <{self.address_symbol}>"
-        text += f"; pc {self.pc:#x} <{self.pc_symbol}>."
-        return text
+        text += f"; pc {self.pc:#x} <{self.pc_symbol}>"
+        if self.stage:
+            text += f"; J-stage {self.stage}"
+        if self.relocation:
+            how, rec = self.relocation
+            verb = "last written by" if how == "wrote" else "produced by"
+            text += f"; that address was {verb} {rec.describe()}"
+        return text + "."
 
 
 def signal_for(fault, arch_name: str, host_os: str) -> tuple[str, str]:
     if fault.kind == "unmapped":
         return "SIGSEGV", "SEGV_MAPERR"
     if fault.kind == "protection":
+        if host_os == "macos":
+            # xnu: EXC_BAD_ACCESS with KERN_PROTECTION_FAILURE -> SIGBUS
+            return "SIGBUS", "BUS_ADRERR"
         return "SIGSEGV", "SEGV_ACCERR"
     if fault.kind == "illegal-instruction":
         return "SIGILL", "ILL_ILLOPC"
@@ -122,7 +137,11 @@ class Symbolizer:
 def describe_fault(fault, proc) -> FaultReport:
     signal, code = signal_for(fault, proc.arch.name, proc.host.os)
     sym = Symbolizer(proc.image, proc.machine.hostproc.addrs)
+    relocation = None
+    if proc.image is not None:
+        index = proc.image.reloc_index
+        relocation = index.about(fault.address) or index.about(fault.pc)
     return FaultReport(signal, code, fault.kind, fault.access, fault.address, fault.pc,
                        sym.lookup(fault.pc) or "??",
                        sym.lookup(fault.address) if fault.address is not None else None,
-                       proc.target.name, proc.host.os)
+                       proc.target.name, proc.host.os, getattr(proc, "stage", ""), relocation)

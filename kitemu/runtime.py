@@ -104,6 +104,10 @@ class JitProcess:
         #: seconds each guest call may run (0/None: no limit); a call that
         #: runs out is reported as a "timeout" fault
         self.timeout: float | None = None
+        #: called with each run-time J-stage as it starts (``--trace-link``)
+        self.on_stage = None
+        #: the J-stage guest code is running in (reported with faults)
+        self.stage = "link"
 
     def _map_process_areas(self, stdout_sink):
         m = self.machine
@@ -115,17 +119,28 @@ class JitProcess:
                                     stdout_sink=stdout_sink)
         m.hostproc = self.hostproc
 
+    @property
+    def stage(self) -> str:
+        return self._stage
+
+    @stage.setter
+    def stage(self, name: str) -> None:
+        self._stage = name
+        if self.on_stage is not None:
+            self.on_stage(name)
+
     # -- linking -------------------------------------------------------------
     def link(self, objects: list[ObjectFile]) -> LinkedImage:
         linker = Linker(self.target, self.mem, self.machine.hostproc.addrs)
         self.image = linker.link(objects, run_resolver=self._run_resolver)
         return self.image
 
-    def _run_resolver(self, addr: int) -> int:
+    def _run_resolver(self, addr: int, name: str = "?") -> int:
+        self.stage = f"ifunc resolver {name}"
         value, fault = self.call(addr, [])
         if fault is not None or self.machine.hostproc.exit is not None:
-            raise KitemuError(f"IFUNC resolver at {addr:#x} did not return: "
-                              f"{fault.summary() if fault else 'the program exited'}")
+            raise KitemuError(f"IFUNC resolver of {name!r} at {addr:#x} did not return: "
+                              f"{fault.render() if fault else 'the program exited'}")
         return value
 
     # -- calling ---------------------------------------------------------------
@@ -226,21 +241,33 @@ class JitProcess:
             return RunResult(bytes(hp.stdout), bytes(hp.stderr), code, fault, signal, message,
                              {"host_calls": hp.calls})
 
-        for fn in self.image.preinit_array + self.image.init_array:
-            if fn in (0, (1 << 64) - 1):
-                continue
-            _, fault = self.call(fn, [len(argv), argv_addr])
-            if fault or hp.exit:
-                return self._ended(finish, fault)
+        for kind, table in (("preinit_array", self.image.preinit_array),
+                            ("init_array", self.image.init_array)):
+            for i, fn in enumerate(table):
+                if fn in (0, (1 << 64) - 1):
+                    continue
+                self.stage = f"{kind}[{i}]"
+                _, fault = self.call(fn, [len(argv), argv_addr])
+                if fault or hp.exit:
+                    return self._ended(finish, fault)
+        self.stage = f"entry {entry}"
         ret, fault = self.call(addr, [len(argv), argv_addr])
         if fault or hp.exit and hp.exit.signal:
             return self._ended(finish, fault)
         status = hp.exit.status if hp.exit else ret & 0xFF
-        # exit() and returning from main both run the destructors
+        # exit() and returning from main both run atexit handlers, then the
+        # destructors
         hp.exit = None
-        for fn in reversed(self.image.fini_array):
+        while hp.atexit:
+            fn, arg = hp.atexit.pop()
+            self.stage = "atexit handler"
+            _, fault = self.call(fn, [arg])
+            if fault or hp.exit:
+                return self._ended(finish, fault)
+        for i, fn in reversed(list(enumerate(self.image.fini_array))):
             if fn in (0, (1 << 64) - 1):
                 continue
+            self.stage = f"fini_array[{i}]"
             _, fault = self.call(fn, [])
             if fault or hp.exit:
                 return self._ended(finish, fault)
@@ -263,7 +290,9 @@ class JitProcess:
 def run_files(paths: list[str], target: str | None = None, entry: str = "main",
               args: list[str] | None = None, strategy: str | None = None,
               page_size: int | None = None, base: int = DEFAULT_BASE,
-              stdout_sink=None, timeout: float | None = None) -> RunResult:
+              stdout_sink=None, timeout: float | None = None, trace=None) -> RunResult:
+    """Load, link and run. ``trace(line)``, if given, receives the link's
+    J-stages once linked and each run-time stage as it starts."""
     objects = [load_object(p) for p in paths]
     if not objects:
         raise ConfigError("no input files")
@@ -272,4 +301,8 @@ def run_files(paths: list[str], target: str | None = None, entry: str = "main",
     proc = JitProcess(target, strategy=strategy, page_size=page_size, base=base,
                       stdout_sink=stdout_sink)
     proc.link(objects)
+    if trace is not None:
+        for st in proc.image.stages.stages:
+            trace(st.render())
+        proc.on_stage = lambda name: trace(f"J-stage {name}")
     return proc.run(entry, args, timeout=timeout)

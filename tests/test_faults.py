@@ -7,7 +7,7 @@ from keystone import KS_ARCH_ARM64, KS_ARCH_X86, KS_MODE_64, KS_MODE_LITTLE_ENDI
 from kitemu.cli import main as cli_main
 from kitemu.loader.model import SectionKind, SymbolType
 from kitemu.runtime import JitProcess
-from kitemu.targets import rv64
+from kitemu.targets import get_target, rv64
 
 from objbuild import ObjBuilder
 
@@ -145,3 +145,74 @@ def test_image_region_may_not_overlap_process_areas(base, what):
     from kitemu.errors import ConfigError
     with pytest.raises(ConfigError, match=f"overlaps {what}"):
         JitProcess("elf-x64", base=base)
+
+
+# -- the macOS host model, J-stages and relocation records ------------------------
+
+def test_macos_write_to_code_is_a_bus_error_with_its_j_stage():
+    """On macOS a write to a mapped RX page is SIGBUS ("Bus error"), not
+    SIGSEGV; the report says which J-stage was running."""
+    b = ObjBuilder("macho-arm64", "wx.o")
+    t = b.section("__TEXT,__text", SectionKind.TEXT, a64("adr x0, #0; str x0, [x0]; ret"))
+    b.symbol("_main", t, 0)
+    proc = JitProcess("macho-arm64")
+    assert proc.mem.page_size == 16384 and proc.strategy.value == "dual-map"
+    proc.link([b.build()])
+    r = proc.run()
+    f = r.fault
+    assert (f.signal, f.si_code, f.access) == ("SIGBUS", "BUS_ADRERR", "write")
+    assert f.stage == "entry main" and r.exit_code == 128 + 7
+    assert "Bus error" in f.render() and "J-stage entry main" in f.render()
+
+
+@pytest.mark.parametrize("target,signal", [("macho-arm64", "SIGBUS"), ("elf-aarch64", "SIGSEGV")])
+def test_executing_map_jit_code_in_write_mode(target, signal):
+    """jit-toggle: after the thread switches to write mode, every JIT page is
+    RW for it: calling into JIT code then faults on the fetch - SIGBUS on
+    macOS, the classic Apple-silicon W^X "Bus error"."""
+    b = ObjBuilder(target, "jit.o")
+    t = b.section(".text", SectionKind.TEXT, a64("mov x0, #7; ret"))
+    b.symbol(get_target(target).symbol("f"), t, 0)
+    proc = JitProcess(target, strategy="jit-toggle")
+    proc.link([b.build()])
+    f_addr = proc.lookup("f")
+    assert proc.call(f_addr, [])[0] == 7
+    proc.mem.set_jit_write_mode(True)          # pthread_jit_write_protect_np(0)
+    value, fault = proc.call(f_addr, [])
+    assert fault is not None and fault.signal == signal and fault.access == "execute"
+    proc.mem.set_jit_write_mode(False)
+    assert proc.call(f_addr, [])[0] == 7
+
+
+def test_fault_names_the_relocation_that_produced_the_address():
+    """main loads a pointer that a relocation put in .data and calls it; the
+    pointer's target is data, so the call faults there, and the report
+    names the R_X86_64_64 that produced the address."""
+    b = ObjBuilder("elf-x64", "fptr.o")
+    t = b.section(".text", SectionKind.TEXT, x64("push rax; mov rax, qword ptr [rip]; call rax; pop rcx; ret"))
+    d = b.section(".data", SectionKind.DATA, bytes(16), align=8)
+    b.symbol("main", t, 0)
+    b.symbol("table", d, 0, type=SymbolType.OBJECT)
+    b.symbol("not_code", d, 8, type=SymbolType.OBJECT)
+    b.reloc(t, 4, "R_X86_64_PC32", "table", -4)          # mov rax, [rip + table]
+    b.reloc(d, 0, "R_X86_64_64", "not_code", 0)           # table[0] = &not_code
+    proc = JitProcess("elf-x64")
+    proc.link([b.build()])
+    r = proc.run()
+    f = r.fault
+    assert f.access == "execute" and f.pc == proc.lookup("not_code")
+    how, rec = f.relocation
+    assert how == "produced" and rec.kind == "R_X86_64_64" and rec.symbol == "not_code"
+    assert rec.section == ".data" and rec.input == "fptr.o"
+    assert "produced by fptr.o: section .data: relocation R_X86_64_64" in f.render()
+
+
+def test_trace_link_prints_link_and_run_stages(capsys, monkeypatch):
+    obj = crash_object("elf-x64", x64("mov eax, 3; ret"))
+    monkeypatch.setattr("kitemu.runtime.load_object", lambda p: obj)
+    assert cli_main(["run", "--trace-link", "x.o"]) == 3
+    err = capsys.readouterr().err
+    stages = [line.split("J-stage ")[1].split(":")[0].split(" (")[0].split(" [")[0]
+              for line in err.splitlines() if "J-stage" in line]
+    assert stages[:3] == ["reserve", "resolve", "layout+fixups"]
+    assert "copy" in stages and "finalize code" in stages and stages[-1] == "entry main"

@@ -119,6 +119,9 @@ class UnicornMachine:
 
     def protect(self, addr: int, size: int, perm: Perm) -> None:
         self.uc.mem_protect(addr, size, uc_perm(perm))
+        # unicorn keeps executing blocks it translated while the page was
+        # executable: drop them, so losing X takes effect at once
+        self.uc.ctl_remove_cache(addr, addr + size)
 
     def unmap(self, addr: int, size: int) -> None:
         self.uc.mem_unmap(addr, size)

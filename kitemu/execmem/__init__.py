@@ -21,6 +21,13 @@ Two strategies for code chunks:
               same pages are mapped twice: an RX view at the chunk's address,
               where code runs, and an RW alias at ``address + alias_offset``
               where the linker writes. Neither view ever changes permission.
+``jit-toggle`` (Apple silicon ``MAP_JIT`` + ``pthread_jit_write_protect_np``) -
+              one view; the *thread* is either in write mode (every JIT code
+              page is RW for it) or in execute mode (every JIT page RX). The
+              toggle is per thread and covers all JIT memory at once:
+              committing or reopening code switches to write mode, finalizing
+              switches back. Executing JIT code while in write mode faults
+              (on macOS: SIGBUS).
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ RO = Perm.R
 class Strategy(enum.Enum):
     MPROTECT = "mprotect"
     DUAL_MAP = "dual-map"
+    JIT_TOGGLE = "jit-toggle"
 
 
 STRATEGIES = {s.value: s for s in Strategy}
@@ -131,6 +139,8 @@ class ExecMem:
         self.chunks: list[Chunk] = []
         self._starts: list[int] = []
         self.freed = False
+        #: jit-toggle: is the (single emulated) thread in write mode?
+        self.jit_write_mode = False
 
     # -- allocation -------------------------------------------------------
     def round_up(self, n: int) -> int:
@@ -155,6 +165,10 @@ class ExecMem:
             alias = addr + self.alias_offset
             self.backend.map_aliased([(addr, RX), (alias, RW)], size)
             chunk = Chunk(addr, size, kind, RX, alias)
+        elif kind == "code" and self.strategy is Strategy.JIT_TOGGLE:
+            self.set_jit_write_mode(True)       # the JIT is about to write code
+            self.backend.map(addr, size, RW)
+            chunk = Chunk(addr, size, kind, RW, None)
         else:
             self.backend.map(addr, size, RW)
             chunk = Chunk(addr, size, kind, RW, None)
@@ -209,10 +223,27 @@ class ExecMem:
                 raise WXViolation(f"dual-mapped code at {chunk.addr:#x} is RX forever; write "
                                   "through its RW alias instead of changing its permission")
             return
+        if chunk.kind == "code" and self.strategy is Strategy.JIT_TOGGLE:
+            if perm not in (RX, RW):
+                raise WXViolation(f"MAP_JIT code at {chunk.addr:#x} is either RW or RX for a thread")
+            self.set_jit_write_mode(perm == RW)
+            return
         if perm & Perm.X and chunk.kind != "code":
             raise WXViolation(f"refused to make data at {chunk.addr:#x} executable")
         self.backend.protect(chunk.addr, chunk.size, perm)
         chunk.perm = perm
+
+    def set_jit_write_mode(self, enabled: bool) -> None:
+        """jit-toggle: ``pthread_jit_write_protect_np(!enabled)`` - every
+        JIT code chunk becomes RW (write mode) or RX (execute mode)."""
+        if self.strategy is not Strategy.JIT_TOGGLE:
+            raise ExecMemError(f"the {self.strategy.value} strategy has no per-thread JIT write toggle")
+        perm = RW if enabled else RX
+        for c in self.chunks:
+            if c.kind == "code" and c.perm != perm:
+                self.backend.protect(c.addr, c.size, perm)
+                c.perm = perm
+        self.jit_write_mode = enabled
 
     def make_executable(self, chunk: Chunk) -> None:
         self.protect(chunk, RX)

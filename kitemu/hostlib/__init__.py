@@ -119,6 +119,8 @@ class HostProcess:
         self.exit: GuestExit | None = None
         #: a fault inside a host function (bad pointer argument), if any
         self.fault: CpuFault | None = None
+        #: (function, argument) registered by atexit/__cxa_atexit, in order
+        self.atexit: list[tuple[int, int]] = []
         self.program_name = "a.out"
         self.calls = 0
         self.functions = [REGISTRY[n] for n in (names or sorted(REGISTRY))]

@@ -216,6 +216,21 @@ def strchr(proc, a):
 
 
 # -- termination -------------------------------------------------------------
+@host("__cxa_atexit")
+def cxa_atexit(proc, a):
+    """Register ``func(arg)`` to run at exit (clang registers destructors
+    this way on Darwin); handlers run in reverse order of registration."""
+    func, arg = a.next_int(), a.next_int()
+    proc.atexit.append((func, arg))
+    return 0
+
+
+@host("atexit")
+def atexit(proc, a):
+    proc.atexit.append((a.next_int(), 0))
+    return 0
+
+
 @host("exit", returns="void")
 def exit_(proc, a):
     raise GuestExit(s32(a.next_int()) & 0xFF)

@@ -31,7 +31,8 @@ from ..execmem import RO, ExecMem
 from ..loader.model import ObjectFile, Section, SectionKind
 from ..targets import Target as TargetDesc
 from ..targets.base import Formula, RelocSpec
-from .symbols import (AbsTarget, CommonTarget, HostTarget, IfuncTarget,
+from .records import RelocIndex, RelocRecord, StageLog
+from .symbols import (AbsTarget, CommonTarget, HostTarget, IfuncTarget, LinkerTarget,
                       SectionTarget, SymbolTable, Target)
 
 SEGMENT_OF = {
@@ -100,7 +101,16 @@ class LinkedImage:
     init_array: list[int]
     fini_array: list[int]
     relocations_applied: int
-    stages: list[str]
+    stages: StageLog
+    records: list[RelocRecord]
+
+    @property
+    def reloc_index(self) -> RelocIndex:
+        if self._index is None:
+            self._index = RelocIndex(self.records)
+        return self._index
+
+    _index: RelocIndex | None = None
 
 
 class Linker:
@@ -109,6 +119,10 @@ class Linker:
         self.arch = target.arch
         self.mem = execmem
         self.host_addrs = host_addrs
+        #: symbols the linker itself defines when referenced and not defined
+        #: by an input: ``__dso_handle`` (what ``__cxa_atexit`` registrations
+        #: name as their module) is the image's first address
+        self.linker_defined = {target.symbol("__dso_handle")}
 
     # ------------------------------------------------------------------
     def link(self, objects: list[ObjectFile], run_resolver=None) -> LinkedImage:
@@ -117,23 +131,32 @@ class Linker:
         for obj in objects:
             if obj.target != self.target.name:
                 raise LinkError(f"{obj.path}: object is for {obj.target}, not {self.target.name}")
-        stages = ["resolve"]
-        symtab = SymbolTable(objects, set(self.host_addrs))
+        stages = StageLog()
+        stages.mark("reserve", f"region {self.mem.base:#x}+{self.mem.capacity:#x}, "
+                    f"{self.mem.strategy.value}, page {self.mem.page_size:#x}")
+        symtab = SymbolTable(objects, set(self.host_addrs), self.linker_defined)
         plan = _Plan(self, objects, symtab)
         plan.collect()
         symtab.raise_missing()
+        stages.mark("resolve", f"{len(objects)} inputs, {len(symtab.globals)} globals")
 
         far_targets: set[Target] = set()
-        for _ in range(_MAX_LAYOUT_PASSES):
+        for passes in range(1, _MAX_LAYOUT_PASSES + 1):
             plan.layout(self.mem.next, far_targets)
-            stages.append("layout")
             newly_far = plan.apply()
             if not newly_far:
                 break
             far_targets |= newly_far
         else:
             raise LinkError("layout did not converge: far-call stubs keep moving targets out of reach")
-        stages.append(f"fixups ({plan.applied} relocations)")
+        stages.mark("layout+fixups", ", ".join(f"{s.name} {s.addr:#x}+{s.size:#x}"
+                                               for s in plan.segments.values() if s.size)
+                    + f" ({passes} pass{'es' if passes > 1 else ''})", plan.applied)
+        stages.group("stubs/GOT", len(plan.got_addr) + len(plan.stub_addr) + len(plan.island_addr))
+        stages.stages[-1].detail = (f"{len(plan.got_addr)} GOT entries, {len(plan.stub_addr)} "
+                                    f"canonical stubs, {len(plan.island_addr)} island stubs")
+        for kind, n in sorted(plan.kind_counts.items()):
+            stages.group(f"fixups {kind}", n)
         image = plan.commit(run_resolver, stages)
         return image
 
@@ -232,6 +255,7 @@ class _Plan:
                 seg.addr = addr
                 addr += self.mem.round_up(seg.size)
         self.end = addr
+        self.first_addr = start
         seg_addr = {n: s.addr for n, s in self.segments.items()}
         self.section_addr = {k: seg_addr[s] + o for k, (s, o) in offsets.items()}
         self.common_addr = {n: seg_addr["data"] + o for n, o in common_off.items()}
@@ -256,6 +280,8 @@ class _Plan:
             return self.common_addr[t.name]
         if isinstance(t, (HostTarget, IfuncTarget)):
             return self.stub_addr[t]
+        if isinstance(t, LinkerTarget):
+            return self.first_addr
         raise AssertionError(t)
 
     def destination_of(self, t: Target) -> int:
@@ -294,6 +320,8 @@ class _Plan:
 
         far: set = set()
         applied = 0
+        records: list[RelocRecord] = []
+        kind_counts: dict[str, int] = {}
         for oi, sec in self.placed:
             if not sec.relocations:
                 continue
@@ -312,6 +340,7 @@ class _Plan:
                     value = self._pcrel_lo_value(obj, oi, sec, rel, hi_by_offset, sec_addr)
                 else:
                     t = self.reloc_targets[(oi, sec.index, rel.index)]
+                    via = "got" if spec.formula in _GOT_FORMULAS else ""
                     if spec.formula is Formula.DELTA:
                         T = self.address_of(self.subtrahends[(oi, sec.index, rel.index)])
                         value = self.address_of(t) + rel.addend - T
@@ -325,14 +354,34 @@ class _Plan:
                             far.add(((oi, sec.index), t))
                             continue
                         value = island + rel.addend - P
+                        via = "island"
                 try:
                     spec.fixup.encode(seg.buf, base_off + rel.offset, value)
                 except FixupRangeError as e:
                     raise RelocationError(f"{obj.describe_reloc(sec, rel)}: cannot be applied: "
                                           f"{e.detail} (value {value:#x}, place {P:#x})") from None
                 applied += 1
+                kind_counts[spec.fixup.name] = kind_counts.get(spec.fixup.name, 0) + 1
+                records.append(self._record(len(records), obj, oi, sec, rel, value, P, via))
         self.applied = applied
+        self.records = records
+        self.kind_counts = kind_counts
         return far
+
+    def _record(self, apply_id, obj, oi, sec, rel, value, P, via) -> RelocRecord:
+        spec = rel.spec
+        if spec.formula is Formula.PCREL_LO:
+            sym = obj.symbols[rel.symbol].name or "?"
+            target = None
+        else:
+            t = self.reloc_targets[(oi, sec.index, rel.index)]
+            sym = self._target_name(t)
+            target = None if spec.formula in (Formula.ADD, Formula.SUB, Formula.DELTA) \
+                else self.address_of(t) + rel.addend
+            if isinstance(t, (HostTarget, IfuncTarget)) and not via:
+                via = "stub"
+        return RelocRecord(apply_id, obj.path, sec.name, rel.offset, spec.name, spec.fixup.name,
+                           sym, rel.addend, value, P, spec.fixup.size, target, via)
 
     def _value(self, spec: RelocSpec, t, A: int, P: int, seg: Segment, off: int) -> int:
         f = spec.formula
@@ -390,7 +439,7 @@ class _Plan:
         self._write_bytes(addr, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
 
     # -- pass 3: memory ---------------------------------------------------
-    def commit(self, run_resolver, stages: list[str]) -> LinkedImage:
+    def commit(self, run_resolver, stages: StageLog) -> LinkedImage:
         mem = self.mem
         chunks = {}
         for name, kind in (("code", "code"), ("rodata", "data"), ("data", "data")):
@@ -402,10 +451,10 @@ class _Plan:
                 raise AssertionError(f"layout planned {seg.addr:#x}, got {chunk.addr:#x}")
             mem.write(seg.addr, bytes(seg.buf))
             chunks[name] = chunk
-        stages.append("copy")
+        stages.mark("copy", ", ".join(f"{n} {c.addr:#x}+{c.size:#x}" for n, c in chunks.items()))
         if "code" in chunks:
             mem.make_executable(chunks["code"])
-        stages.append("protect code rx")
+        stages.mark("finalize code", "r-x")
 
         ifuncs = []
         for t in self.stub_list:
@@ -414,13 +463,13 @@ class _Plan:
         if ifuncs:
             if run_resolver is None:
                 raise LinkError("IFUNC symbols need a machine to run their resolvers")
+            stages.mark("ifunc resolvers", ", ".join(n for n, _, _ in ifuncs), len(ifuncs))
             for name, resolver, cell in ifuncs:
-                value = run_resolver(resolver)
+                value = run_resolver(resolver, name)
                 mem.write(cell, value.to_bytes(8, "little"))
-            stages.append(f"ifunc resolvers ({len(ifuncs)})")
         if "rodata" in chunks:
             mem.protect(chunks["rodata"], RO)
-        stages.append("protect rodata r")
+        stages.mark("finalize rodata", "r--")
 
         def read_array(kind: SectionKind) -> list[int]:
             """The function pointers of all ``kind`` sections, in address
@@ -448,6 +497,7 @@ class _Plan:
             fini_array=read_array(SectionKind.FINI_ARRAY),
             relocations_applied=self.applied,
             stages=stages,
+            records=self.records,
         )
 
     def _globals(self) -> dict[str, int]:
@@ -487,7 +537,7 @@ class _Plan:
     def _target_name(self, t) -> str:
         if t is None:
             return "<weak undefined>"
-        if isinstance(t, (HostTarget, IfuncTarget, CommonTarget)):
+        if isinstance(t, (HostTarget, IfuncTarget, CommonTarget, LinkerTarget)):
             return t.name
         if isinstance(t, AbsTarget):
             return f"{t.value:#x}"

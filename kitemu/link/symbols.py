@@ -41,6 +41,12 @@ class HostTarget:
 
 
 @dataclass(frozen=True)
+class LinkerTarget:
+    """A symbol the linker defines itself (``__dso_handle``)."""
+    name: str
+
+
+@dataclass(frozen=True)
 class CommonTarget:
     name: str
 
@@ -53,7 +59,7 @@ class IfuncTarget:
     name: str
 
 
-Target = SectionTarget | AbsTarget | HostTarget | CommonTarget | IfuncTarget
+Target = SectionTarget | AbsTarget | HostTarget | CommonTarget | IfuncTarget | LinkerTarget
 
 
 @dataclass
@@ -75,9 +81,11 @@ class Common:
 
 
 class SymbolTable:
-    def __init__(self, objects: list[ObjectFile], host_names: set[str]):
+    def __init__(self, objects: list[ObjectFile], host_names: set[str],
+                 linker_defined: set[str] = frozenset()):
         self.objects = objects
         self.host_names = host_names
+        self.linker_defined = linker_defined
         self.globals: dict[str, GlobalDef] = {}
         self.commons: dict[str, Common] = {}
         self._resolve_definitions()
@@ -140,6 +148,8 @@ class SymbolTable:
             return CommonTarget(sym.name)
         if sym.name in self.host_names:
             return HostTarget(sym.name)
+        if sym.name in self.linker_defined:
+            return LinkerTarget(sym.name)
         if sym.binding is Binding.WEAK:
             return None
         refs = self.missing.setdefault(sym.name, [])
