@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from ..errors import ObjectFormatError
 from .elf import is_elf, read_elf
+from .macho import is_macho, macho_refusal, read_macho
 from .model import ObjectFile
 
 
 def load_object(path: str, data: bytes | None = None) -> ObjectFile:
-    """Read an object file of any supported format."""
+    """Read an object file of any supported format: ELF (``\\x7fELF``) or
+    64-bit little-endian Mach-O (MH_MAGIC_64, ``0xfeedfacf``). 32-bit,
+    big-endian and universal (fat) Mach-O files are refused by name."""
     if data is None:
         try:
             with open(path, "rb") as f:
@@ -17,4 +20,10 @@ def load_object(path: str, data: bytes | None = None) -> ObjectFile:
             raise ObjectFormatError(path, f"cannot read: {e.strerror}") from None
     if is_elf(data):
         return read_elf(path, data)
-    raise ObjectFormatError(path, "unrecognised file format (expected an ELF relocatable object)")
+    if is_macho(data):
+        return read_macho(path, data)
+    refusal = macho_refusal(data)
+    if refusal:
+        raise ObjectFormatError(path, refusal)
+    raise ObjectFormatError(path, "unrecognised file format (expected an ELF or a 64-bit "
+                                  "Mach-O relocatable object)")

@@ -114,11 +114,14 @@ class Symbol:
 @dataclass
 class ObjectFile:
     path: str
-    format: str          # "elf"
+    format: str          # "elf" | "macho"
     target: str          # target registry name, e.g. "elf-x64"
     sections: dict[int, Section]
     symbols: list[Symbol]
     tu_name: str
+    #: Mach-O MH_SUBSECTIONS_VIA_SYMBOLS: sections may be split at symbols
+    #: (for dead stripping); kitemu keeps sections whole, which is correct
+    subsections_via_symbols: bool = False
 
     def describe_reloc(self, sec: Section, rel: Relocation) -> str:
         """The phrase every relocation error uses to name its relocation."""
@@ -127,5 +130,7 @@ class ObjectFile:
             f"section {self.sections[sym.section].name}" if sym and sym.section in self.sections
             else f"symbol #{rel.symbol}")
         sign = "+" if rel.addend >= 0 else "-"
+        if rel.subtrahend is not None and rel.subtrahend < len(self.symbols):
+            target += f" - {self.symbols[rel.subtrahend].name or f'symbol #{rel.subtrahend}'}"
         return (f"{self.path}: section {sec.name}: relocation #{rel.index} {rel.name} "
                 f"at offset {rel.offset:#x} against {target} {sign} {abs(rel.addend):#x}")

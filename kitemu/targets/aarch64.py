@@ -36,6 +36,10 @@ What is peculiar about AArch64 for a JIT linker:
 * The return address is in ``x30`` (LR), not on the stack; ``sp`` is 16-byte
   aligned at every call. Linux's AAPCS64 passes variadic arguments like named
   ones (Apple's does not).
+* Mach-O (target macho-arm64) uses the same fields: ARM64_RELOC_BRANCH26,
+  PAGE21, PAGEOFF12 (whose scale comes from the instruction) and the GOT
+  forms, with addends in a separate ARM64_RELOC_ADDEND: see the Mach-O
+  section below and kitemu/loader/macho.py.
 """
 
 from __future__ import annotations
@@ -348,6 +352,154 @@ ELF_RELOCS: dict[int, RelocSpec] = {
 
 
 # ---------------------------------------------------------------------------
+# Mach-O relocations (<mach-o/arm64/reloc.h>).
+#
+# A relocation_info names a type, r_pcrel, r_length (log2 of the field size)
+# and r_extern (r_symbolnum is a symbol index, else a 1-based section
+# ordinal). The header's words, and the explicit addend ``A`` kitemu derives:
+#
+# * ARM64_RELOC_UNSIGNED "for pointers": r_pcrel=0, r_length 3 (``.quad``)
+#   or 2 (``.long``). The field holds the addend, ``A = field`` (a 32-bit
+#   field is read signed).
+# * ARM64_RELOC_SUBTRACTOR "must be followed by a ARM64_RELOC_UNSIGNED": the
+#   pair stores ``minuend - subtrahend + field`` into a 4- or 8-byte word;
+#   macho.py makes it one Formula.DELTA relocation (MACHO_DELTA).
+# * ARM64_RELOC_BRANCH26 "a B/BL instruction with 26-bit displacement",
+#   ARM64_RELOC_PAGE21 "pc-rel distance to page of target" (ADRP),
+#   ARM64_RELOC_PAGEOFF12 "offset within page, scaled by r_length",
+#   ARM64_RELOC_GOT_LOAD_PAGE21 / GOT_LOAD_PAGEOFF12 the same for the
+#   target's GOT slot. Instruction fields carry no implicit addend: the
+#   assembler leaves the immediate 0 and puts a non-zero addend in an
+#   ARM64_RELOC_ADDEND just before the relocation ("must be followed by
+#   PAGE21 or PAGEOFF12"; LLVM also uses it for BRANCH26). ld64, lld, mold and
+#   JITLink all rely on the zero immediate (they OR the value in, or check
+#   it), so a non-zero one is refused rather than guessed at. Despite "scaled
+#   by r_length", every producer writes r_length=2 and the scale of a
+#   load/store is its access size, read from the instruction: see
+#   macho_lo12_fixup (GOT_LOAD_PAGEOFF12 is always the 64-bit LDR of the
+#   slot). These must be extern (r_extern=1), as every Mach-O linker
+#   requires.
+# * ARM64_RELOC_POINTER_TO_GOT "for pointers to GOT slots": r_pcrel=1,
+#   r_length=2 is ``.long _foo@GOT - .`` (``G + A - P`` in a signed 32-bit
+#   word); r_pcrel=0, r_length=3 is ``.quad _foo@GOT`` (``G + A``). Linkers
+#   (lld, mold, JITLink) take no addend from the field - and llvm-mc leaves
+#   a meaningless section-relative offset there - so ``A = 0``.
+# * ARM64_RELOC_ADDEND: r_symbolnum is a 24-bit signed addend for the next
+#   relocation, which must be a PAGE21, PAGEOFF12 or BRANCH26 at the same
+#   address (macho.py pairs them).
+# * ARM64_RELOC_TLVP_LOAD_PAGE21/PAGEOFF12 (thread-local variables) and
+#   ARM64_RELOC_AUTHENTICATED_POINTER (arm64e signed pointers): refused.
+#
+# Non-extern relocations (UNSIGNED only; llvm-mc writes them only in
+# sections kitemu does not load, __LD,__compact_unwind and __DWARF) need no
+# arch rule: the field holds the target's address in the object's own
+# address space, from which macho.py derives ``A``.
+
+ARM64_RELOC_UNSIGNED = 0
+ARM64_RELOC_SUBTRACTOR = 1
+ARM64_RELOC_BRANCH26 = 2
+ARM64_RELOC_PAGE21 = 3
+ARM64_RELOC_PAGEOFF12 = 4
+ARM64_RELOC_GOT_LOAD_PAGE21 = 5
+ARM64_RELOC_GOT_LOAD_PAGEOFF12 = 6
+ARM64_RELOC_POINTER_TO_GOT = 7
+ARM64_RELOC_TLVP_LOAD_PAGE21 = 8
+ARM64_RELOC_TLVP_LOAD_PAGEOFF12 = 9
+ARM64_RELOC_ADDEND = 10
+ARM64_RELOC_AUTHENTICATED_POINTER = 11
+
+MACHO_RELOC_NAMES = {
+    ARM64_RELOC_UNSIGNED: "ARM64_RELOC_UNSIGNED",
+    ARM64_RELOC_SUBTRACTOR: "ARM64_RELOC_SUBTRACTOR",
+    ARM64_RELOC_BRANCH26: "ARM64_RELOC_BRANCH26",
+    ARM64_RELOC_PAGE21: "ARM64_RELOC_PAGE21",
+    ARM64_RELOC_PAGEOFF12: "ARM64_RELOC_PAGEOFF12",
+    ARM64_RELOC_GOT_LOAD_PAGE21: "ARM64_RELOC_GOT_LOAD_PAGE21",
+    ARM64_RELOC_GOT_LOAD_PAGEOFF12: "ARM64_RELOC_GOT_LOAD_PAGEOFF12",
+    ARM64_RELOC_POINTER_TO_GOT: "ARM64_RELOC_POINTER_TO_GOT",
+    ARM64_RELOC_TLVP_LOAD_PAGE21: "ARM64_RELOC_TLVP_LOAD_PAGE21",
+    ARM64_RELOC_TLVP_LOAD_PAGEOFF12: "ARM64_RELOC_TLVP_LOAD_PAGEOFF12",
+    ARM64_RELOC_ADDEND: "ARM64_RELOC_ADDEND",
+    ARM64_RELOC_AUTHENTICATED_POINTER: "ARM64_RELOC_AUTHENTICATED_POINTER",
+}
+
+DELTA32 = DataFixup("aarch64.Delta32", 4, "signed")
+DELTA64 = DataFixup("aarch64.Delta64", 8, "signed")
+GOT_PREL32 = DataFixup("aarch64.GotPrel32", 4, "signed")
+
+
+def macho_lo12_fixup(word: int) -> Fixup | None:
+    """The fixup of the low-12-bits field of the instruction ``word`` (the
+    target of a Mach-O PAGEOFF12), or None if it is not one that has such
+    a field.
+
+    * ADD (immediate), 32- or 64-bit, unshifted: ``sf 0 0 100010 0 imm12``
+      -> AddLo12, the byte offset.
+    * LDR/STR (immediate, unsigned offset) of every register class:
+      ``size 111 V 01 opc imm12 Rn Rt``, imm12 scaled by the access size:
+      1 << size, except V=1 (SIMD&FP) with size=0 and opc=1x, the 128-bit
+      q registers -> Ldst{8,16,32,64,128}Lo12. (LDRS*, PRFM included: their
+      scale is also 1 << size.)
+    """
+    if (word & 0x7FC00000) == 0x11000000:
+        return ADD_LO12
+    if (word & 0x3B000000) == 0x39000000:
+        size = word >> 30
+        simd = (word >> 26) & 1
+        opc = (word >> 22) & 3
+        if simd and size == 0 and opc & 2:
+            return LDST128_LO12
+        return (LDST8_LO12, LDST16_LO12, LDST32_LO12, LDST64_LO12)[size]
+    return None
+
+
+_LO12_FIXUPS = (ADD_LO12, LDST8_LO12, LDST16_LO12, LDST32_LO12, LDST64_LO12, LDST128_LO12)
+
+
+def _macho_spec(rtype: int, fixup, formula, branch=False) -> RelocSpec:
+    return RelocSpec(MACHO_RELOC_NAMES[rtype], fixup, formula, branch=branch)
+
+
+#: (r_type, r_pcrel, r_length) -> RelocSpec, for the kinds whose field does
+#: not depend on the instruction. BRANCH26 is branch=True: far targets (host
+#: functions) get a stub.
+MACHO_RELOCS: dict[tuple[int, int, int], RelocSpec] = {
+    (ARM64_RELOC_UNSIGNED, 0, 2): _macho_spec(ARM64_RELOC_UNSIGNED, DATA32, F.ABS),
+    (ARM64_RELOC_UNSIGNED, 0, 3): _macho_spec(ARM64_RELOC_UNSIGNED, DATA64, F.ABS),
+    (ARM64_RELOC_BRANCH26, 1, 2): _macho_spec(ARM64_RELOC_BRANCH26, BRANCH26, F.PCREL, branch=True),
+    (ARM64_RELOC_PAGE21, 1, 2): _macho_spec(ARM64_RELOC_PAGE21, ADRP_PAGE21, F.PAGE_PCREL),
+    (ARM64_RELOC_GOT_LOAD_PAGE21, 1, 2): _macho_spec(ARM64_RELOC_GOT_LOAD_PAGE21, ADRP_PAGE21,
+                                                     F.GOT_PAGE_PCREL),
+    (ARM64_RELOC_POINTER_TO_GOT, 1, 2): _macho_spec(ARM64_RELOC_POINTER_TO_GOT, GOT_PREL32,
+                                                    F.GOT_PCREL),
+    (ARM64_RELOC_POINTER_TO_GOT, 0, 3): _macho_spec(ARM64_RELOC_POINTER_TO_GOT, DATA64, F.GOT_ABS),
+}
+#: PAGEOFF12 and GOT_LOAD_PAGEOFF12 (r_pcrel=0, r_length=2): fixup chosen by
+#: the instruction at the place (macho_lo12_fixup)
+MACHO_PAGEOFF12 = {fx: _macho_spec(ARM64_RELOC_PAGEOFF12, fx, F.ABS) for fx in _LO12_FIXUPS}
+#: GOT_LOAD_PAGEOFF12 is on the 64-bit LDR that loads the GOT slot (llvm-mc
+#: accepts @GOTPAGEOFF on nothing else; JITLink requires the same)
+MACHO_GOT_PAGEOFF12 = _macho_spec(ARM64_RELOC_GOT_LOAD_PAGEOFF12, LDST64_LO12, F.GOT_ABS)
+_LDR_X_UIMM_MASK, _LDR_X_UIMM = 0xFFC00000, 0xF9400000   # ldr Xt, [Xn, #imm]
+#: kinds whose field is an instruction immediate (left 0, addend via ADDEND)
+_MACHO_INSN = frozenset({ARM64_RELOC_BRANCH26, ARM64_RELOC_PAGE21, ARM64_RELOC_PAGEOFF12,
+                         ARM64_RELOC_GOT_LOAD_PAGE21, ARM64_RELOC_GOT_LOAD_PAGEOFF12})
+#: kinds an ARM64_RELOC_ADDEND may precede
+MACHO_TAKES_ADDEND = frozenset({ARM64_RELOC_BRANCH26, ARM64_RELOC_PAGE21, ARM64_RELOC_PAGEOFF12})
+#: kinds whose r_symbolnum must be a symbol (r_extern=1)
+MACHO_EXTERN_ONLY = _MACHO_INSN | {ARM64_RELOC_POINTER_TO_GOT}
+MACHO_REFUSED = {
+    ARM64_RELOC_TLVP_LOAD_PAGE21: "thread-local variables are not supported",
+    ARM64_RELOC_TLVP_LOAD_PAGEOFF12: "thread-local variables are not supported",
+    ARM64_RELOC_AUTHENTICATED_POINTER: "arm64e authenticated (signed) pointers are not supported",
+}
+MACHO_DELTA = {
+    2: _macho_spec(ARM64_RELOC_SUBTRACTOR, DELTA32, F.DELTA),
+    3: _macho_spec(ARM64_RELOC_SUBTRACTOR, DELTA64, F.DELTA),
+}
+
+
+# ---------------------------------------------------------------------------
 # Fixed instructions.
 
 RET = 0xD65F03C0              # ret (x30)
@@ -362,6 +514,77 @@ def _insn(word: int) -> bytes:
 
 
 class AArch64(Arch):
+    # -- Mach-O (see kitemu/loader/macho.py for the protocol) --------------
+    macho_unsigned = ARM64_RELOC_UNSIGNED
+    macho_subtractor = ARM64_RELOC_SUBTRACTOR
+    macho_addend = ARM64_RELOC_ADDEND
+
+    def macho_reloc_name(self, rtype: int) -> str | None:
+        return MACHO_RELOC_NAMES.get(rtype)
+
+    def macho_reloc(self, rtype: int, pcrel: int, length: int, extern: bool,
+                    data, off: int) -> tuple[RelocSpec, int]:
+        """The spec of one (unpaired) relocation and its implicit addend
+        when extern (ignored otherwise; an ARM64_RELOC_ADDEND is added by the
+        reader). Raises NotImplementedError for a refused kind, ValueError
+        for a malformed one."""
+        name = MACHO_RELOC_NAMES[rtype]
+        if rtype in MACHO_REFUSED:
+            raise NotImplementedError(MACHO_REFUSED[rtype])
+        if rtype == ARM64_RELOC_PAGEOFF12 and (pcrel, length) == (0, 2):
+            word = read_insn(data, off)
+            spec = MACHO_PAGEOFF12.get(macho_lo12_fixup(word))
+            if spec is None:
+                raise ValueError(f"the instruction {word:#010x} at the place is not an ADD "
+                                 "(immediate) or a LDR/STR (immediate, unsigned offset)")
+        elif rtype == ARM64_RELOC_GOT_LOAD_PAGEOFF12 and (pcrel, length) == (0, 2):
+            word = read_insn(data, off)
+            if word & _LDR_X_UIMM_MASK != _LDR_X_UIMM:
+                raise ValueError(f"the instruction {word:#010x} at the place is not a 64-bit "
+                                 "LDR (immediate, unsigned offset), which loads a GOT slot")
+            spec = MACHO_GOT_PAGEOFF12
+        else:
+            spec = MACHO_RELOCS.get((rtype, pcrel, length))
+            if spec is None:
+                raise ValueError(f"r_pcrel={pcrel} with r_length={length} is not a valid "
+                                 f"form of {name}")
+        if not extern and rtype in MACHO_EXTERN_ONLY:
+            raise ValueError("must refer to a symbol (r_extern=1), not to a section")
+        if rtype in _MACHO_INSN:
+            imm = spec.fixup.decode(data, off)
+            if imm:
+                raise ValueError(f"the instruction's immediate field is {imm:#x}, not 0 "
+                                 "(Mach-O arm64 addends travel in ARM64_RELOC_ADDEND)")
+            return spec, 0
+        if rtype == ARM64_RELOC_POINTER_TO_GOT:
+            return spec, 0
+        field = sign_extend(int.from_bytes(data[off:off + (1 << length)], "little"), 8 << length)
+        return spec, field
+
+    def macho_takes_addend(self, rtype: int) -> bool:
+        return rtype in MACHO_TAKES_ADDEND
+
+    def macho_delta(self, length: int) -> RelocSpec | None:
+        return MACHO_DELTA.get(length)
+
+    def macho_kinds(self) -> set[tuple[str, str, str]]:
+        """Every (type name, fixup name, target) the reader can produce, for
+        coverage tests: target "extern" (a symbol) or "section" (r_extern=0);
+        for a SUBTRACTOR pair "<minuend>-<subtrahend>"."""
+        specs = [((r, p, n), s) for (r, p, n), s in MACHO_RELOCS.items()]
+        specs += [((ARM64_RELOC_PAGEOFF12, 0, 2), s) for s in MACHO_PAGEOFF12.values()]
+        specs += [((ARM64_RELOC_GOT_LOAD_PAGEOFF12, 0, 2), MACHO_GOT_PAGEOFF12)]
+        out = set()
+        for (rtype, _, _), spec in specs:
+            out.add((spec.name, spec.fixup.name, "extern"))
+            if rtype not in MACHO_EXTERN_ONLY:
+                out.add((spec.name, spec.fixup.name, "section"))
+        for spec in MACHO_DELTA.values():
+            out |= {(spec.name, spec.fixup.name, f"{a}-{b}")
+                    for a in ("extern", "section") for b in ("extern", "section")}
+        return out
+
+    # -- everything else ----------------------------------------------------
     def indirect_jump(self, at: int, cell: int) -> bytes:
         """``adrp x16, cell; ldr x16, [x16, :lo12:cell]; br x16; brk #0``.
 
