@@ -194,3 +194,17 @@ def test_rv64_pcrel_lo_without_its_hi_is_an_error():
     with pytest.raises(RelocationError, match=r"lo.o: section .text: relocation #1 R_RISCV_PCREL_LO12_I "
                                               r".*no high-part relocation .* offset 0x4"):
         JitProcess("elf-rv64").link([b.build()])
+
+
+def test_huge_bss_is_a_capacity_error_before_any_allocation():
+    """A (corrupt) zero-fill of 2^60 bytes must be refused by the capacity
+    check, not by a MemoryError building the segment buffers."""
+    from kitemu.errors import ExecMemError
+    b = ObjBuilder("elf-x64", "huge.o")
+    s = b.section(".bss", SectionKind.BSS, None, size=1 << 60)
+    b.symbol("big", s, 0, type=SymbolType.OBJECT)
+    b.common("also_big", 1 << 50, 16)
+    proc = JitProcess("elf-x64")
+    with pytest.raises(ExecMemError, match=r"out of capacity: the link needs 0x"):
+        proc.link([b.build()])
+    assert proc.mem.used == 0

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import FixupRangeError, LinkError, RelocationError
+from ..errors import ExecMemError, FixupRangeError, LinkError, RelocationError
 from ..execmem import RO, ExecMem
 from ..loader.model import ObjectFile, Section, SectionKind
 from ..targets import Target as TargetDesc
@@ -247,6 +247,15 @@ class _Plan:
         got_list = list(self.got_targets)
         seg_size["rodata"] = got_off + 8 * (len(got_list) + len(stub_targets) + len(island_offsets))
 
+        need = sum(self.mem.round_up(n) for n in seg_size.values() if n)
+        left = self.mem.base + self.mem.capacity - start
+        if need > left:
+            # checked before any buffer is allocated: a corrupt or huge
+            # zero-fill/COMMON size is an error, not a MemoryError
+            raise ExecMemError(
+                f"exec memory region out of capacity: the link needs {need:#x} bytes "
+                f"(code {seg_size['code']:#x}, rodata {seg_size['rodata']:#x}, data "
+                f"{seg_size['data']:#x}), {left:#x} of {self.mem.capacity:#x} left")
         addr = start
         for name in ("code", "rodata", "data"):
             seg = self.segments[name]
