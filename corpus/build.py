@@ -62,9 +62,7 @@ def _base_variants() -> dict[str, list[str]]:
 # format, flags added to every variant of the target, and its variants.  A
 # variant is a list of flags, or a dict {"flags": [...], "via_asm": [...]}:
 # via_asm variants are compiled to assembly (-S) and then assembled by clang
-# with --target and the via_asm flags only.  Mach-O targets can be added
-# here later (e.g. "macho-arm64": {"triple": "arm64-apple-macos11",
-# "format": "macho", ...}).
+# with --target and the via_asm flags only.
 TARGETS: dict[str, dict] = {
     "elf-x64": {
         "triple": "x86_64-linux-gnu",
@@ -107,7 +105,32 @@ TARGETS: dict[str, dict] = {
                          "via_asm": ["-mrelax"]},
         },
     },
+    # Mach-O: code is always position-independent on Darwin, so the ELF
+    # O2/O2-pic distinction does not exist; O0 and O2 differ in which
+    # relocations appear (GOT loads, ADDEND pairs, SUBTRACTOR jump tables).
+    "macho-x64": {
+        "triple": "x86_64-apple-macos11",
+        "format": "macho",
+        # Darwin turns the stack protector on by default; kitemu's host
+        # library has no __stack_chk_guard/__stack_chk_fail (yet)
+        "flags": ["-fno-stack-protector"],
+        "variants": {"O0": ["-O0"], "O2": ["-O2"]},
+    },
+    "macho-arm64": {
+        "triple": "arm64-apple-macos11",
+        "format": "macho",
+        "flags": ["-fno-stack-protector"],
+        "variants": {"O0": ["-O0"], "O2": ["-O2"]},
+    },
 }
+
+
+def expected_stdout_path(case: dict, fmt: str) -> str:
+    """``expected.<format>.stdout`` where a case's output depends on the
+    object format (documented in its case.json), else ``expected.stdout``."""
+    specific = case["dir"] / f"expected.{fmt}.stdout"
+    name = specific.name if specific.exists() else "expected.stdout"
+    return f"{case['name']}/{name}"
 
 
 def variant_spec(target: str, variant: str) -> dict:
@@ -123,7 +146,8 @@ HOST_FUNCTIONS = frozenset(
     """putchar puts printf snprintf sprintf vprintf vsnprintf vsprintf
     malloc calloc realloc free memcpy memmove memset memcmp strlen strcmp
     strncmp strcpy strchr exit abort __assert_fail""".split()
-)
+    # Darwin: clang registers destructors with __cxa_atexit(f, arg, &__dso_handle)
+) | {"__cxa_atexit", "__dso_handle"}
 
 NATIVE_OPTS = ["-O0", "-O2"]
 NATIVE_TIMEOUT = 30
@@ -283,7 +307,7 @@ def build(cases: list[dict], jobs: int) -> list[dict]:
             "exit": case["exit"],
             "args": case["args"],
             "entry": case["entry"],
-            "expected_stdout": f"{case['name']}/expected.stdout",
+            "expected_stdout": expected_stdout_path(case, TARGETS[target]["format"]),
         })
     print(f"building {len(tasks)} objects ({len(manifest)} case/target/variant "
           f"combinations) with {tool_version(clang)}")
@@ -327,6 +351,38 @@ def elf_symbols(path: Path) -> list[tuple[str, int, int]]:
     return out
 
 
+def macho_symbols(path: Path) -> list[tuple[str, int, int]]:
+    """[(name without the leading underscore, binding, section)] of the
+    external symbols of a Mach-O 64-bit LE .o, in elf_symbols' terms:
+    binding 1 (global) or 2 (weak reference), section 0 when undefined."""
+    data = path.read_bytes()
+    if data[:4] != b"\xcf\xfa\xed\xfe":
+        raise BuildError(f"{path}: not a Mach-O 64-bit little-endian file")
+    ncmds, = struct.unpack_from("<I", data, 16)
+    off = 32
+    out = []
+    for _ in range(ncmds):
+        cmd, cmdsize = struct.unpack_from("<II", data, off)
+        if cmd == 0x2:  # LC_SYMTAB
+            symoff, nsyms, stroff, _strsize = struct.unpack_from("<IIII", data, off + 8)
+            for i in range(nsyms):
+                strx, ntype, nsect, ndesc, _value = struct.unpack_from("<IBBHQ", data, symoff + 16 * i)
+                if ntype & 0xE0 or not ntype & 0x01:   # stabs, or not N_EXT
+                    continue
+                end = data.index(b"\0", stroff + strx)
+                name = data[stroff + strx:end].decode()
+                name = name[1:] if name.startswith("_") else name
+                undefined = (ntype & 0x0E) == 0 and _value == 0
+                bind = 2 if undefined and ndesc & 0x40 else 1     # N_WEAK_REF
+                out.append((name, bind, 0 if undefined else max(nsect, 1)))
+        off += cmdsize
+    return out
+
+
+def object_symbols(path: Path) -> list[tuple[str, int, int]]:
+    return macho_symbols(path) if path.read_bytes()[:4] == b"\xcf\xfa\xed\xfe" else elf_symbols(path)
+
+
 def validate_objects(manifest: list[dict]) -> None:
     """Each combination may leave undefined only host functions, symbols
     defined by its other objects, and weak references.  No object may
@@ -339,7 +395,7 @@ def validate_objects(manifest: list[dict]) -> None:
             path = CORPUS / rel
             if root_bytes in path.read_bytes():
                 problems.append(f"{rel}: contains the absolute path {ROOT}")
-            for name, bind, shndx in elf_symbols(path):
+            for name, bind, shndx in object_symbols(path):
                 if shndx == 0:
                     undefined.setdefault(name, set()).add(bind)
                 else:

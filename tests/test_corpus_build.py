@@ -93,8 +93,15 @@ def test_manifest_entries_match_cases_and_objects_exist():
             path = CORPUS / rel
             assert path.is_file(), f"missing object {rel}"
             head = path.read_bytes()[:20]
-            assert head[:4] == b"\x7fELF"
-            assert head[16] == 1, f"{rel} is not a relocatable object (ET_REL)"
+            if build.TARGETS[e["target"]]["format"] == "macho":
+                assert head[:4] == b"\xcf\xfa\xed\xfe", f"{rel} is not Mach-O 64-bit LE"
+                assert head[12] == 1, f"{rel} is not a relocatable object (MH_OBJECT)"
+            else:
+                assert head[:4] == b"\x7fELF"
+                assert head[16] == 1, f"{rel} is not a relocatable object (ET_REL)"
+        assert e["expected_stdout"] in (f"{e['case']}/expected.stdout",
+                                        f"{e['case']}/expected.{build.TARGETS[e['target']]['format']}.stdout")
+        assert (CORPUS / e["expected_stdout"]).is_file()
 
 
 def test_objects_only_leave_host_functions_undefined():

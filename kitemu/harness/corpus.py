@@ -60,7 +60,8 @@ def load_manifest(corpus_dir: str | None = None) -> list[CorpusCase]:
         entries = entries.get("entries", [])
     out = []
     for e in entries:
-        with open(os.path.join(corpus_dir, e["case"], "expected.stdout"), "rb") as f:
+        expected_path = e.get("expected_stdout", f"{e['case']}/expected.stdout")
+        with open(os.path.join(corpus_dir, expected_path), "rb") as f:
             expected = f.read()
         out.append(CorpusCase(e["case"], e["target"], e["variant"],
                               [os.path.join(corpus_dir, o) for o in e["objects"]],
