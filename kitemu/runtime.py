@@ -85,7 +85,8 @@ class JitProcess:
 
     def __init__(self, target: Target | str, strategy: str | None = None, page_size: int | None = None,
                  base: int = DEFAULT_BASE, capacity: int = DEFAULT_CAPACITY,
-                 machine: UnicornMachine | None = None, stdout_sink=None, host_os: str | None = None):
+                 machine: UnicornMachine | None = None, stdout_sink=None, host_os: str | None = None,
+                 host_base: int = HOST_BASE):
         self.target = get_target(target) if isinstance(target, str) else target
         self.arch = self.target.arch
         self.host = HostModel(host_os or self.target.host_os,
@@ -97,6 +98,7 @@ class JitProcess:
         self.machine = machine or UnicornMachine(self.arch, self.host.page_size)
         self.mem = ExecMem(self.machine, self.strategy, self.host.page_size, base, capacity,
                            granule=self.machine.granule)
+        self.host_base = host_base
         if machine is None:
             self._map_process_areas(stdout_sink)
         self.image: LinkedImage | None = None
@@ -115,7 +117,7 @@ class JitProcess:
         page = max(self.host.page_size, 0x10000)
         m.map(SENTINEL, page, RX)
         m.write_raw(SENTINEL, self.arch.trap * (64 // len(self.arch.trap)))
-        self.hostproc = HostProcess(m, self.target, HOST_BASE, HEAP_BASE, HEAP_LIMIT,
+        self.hostproc = HostProcess(m, self.target, self.host_base, HEAP_BASE, HEAP_LIMIT,
                                     stdout_sink=stdout_sink)
         m.hostproc = self.hostproc
 
