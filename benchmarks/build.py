@@ -13,6 +13,6 @@ for target, triple in TRIPLES.items():
     out = HERE / "data" / "obj" / target
     out.mkdir(parents=True, exist_ok=True)
     subprocess.run(["clang", f"--target={triple}", "-O2", "-fno-pic", "-ffreestanding", "-g0",
-                    "-Icorpus/include", "-c", "benchmarks/data/cpu_kernel.c",
+                    "-Ikitemu/include", "-c", "benchmarks/data/cpu_kernel.c",
                     "-o", str((out / "cpu_kernel.o").relative_to(ROOT))], check=True, cwd=ROOT)
     print("built", out / "cpu_kernel.o")

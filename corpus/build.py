@@ -43,7 +43,7 @@ COMMON_FLAGS = [
     "-fno-common",
     "-g0",
     "-Wall",
-    f"-I{CORPUS_REL}/include",
+    "-Ikitemu/include",
 ]
 
 
@@ -140,7 +140,7 @@ def variant_spec(target: str, variant: str) -> dict:
     return {"flags": list(v), "via_asm": None}
 
 
-# Host functions kitemu provides (declared in include/kitlibc.h).  A corpus
+# Host functions kitemu provides (declared in kitemu/include/kitlibc.h).  A corpus
 # object may leave nothing else undefined, except weak references.
 HOST_FUNCTIONS = frozenset(
     """putchar puts printf snprintf sprintf vprintf vsnprintf vsprintf
@@ -315,11 +315,38 @@ def build(cases: list[dict], jobs: int) -> list[dict]:
         for fut in [pool.submit(build_object, argvs) for argvs in tasks]:
             fut.result()
     validate_objects(manifest)
+    build_archives(manifest)
     with open(MANIFEST, "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1)
         f.write("\n")
     print(f"wrote {MANIFEST.relative_to(ROOT)}")
     return manifest
+
+
+# Variants whose objects are also packed into a static archive <case>.a (the
+# parity harness's "a" input kind: only the entry is a root, the rest is
+# pulled lazily). GNU format for ELF, Darwin (BSD) format for Mach-O.
+ARCHIVE_VARIANTS = ("O2",)
+
+
+def build_archives(manifest: list[dict]) -> None:
+    ar = find_tool("AR", "llvm-ar")
+    if ar is None:
+        raise BuildError("llvm-ar is missing (Debian package llvm): cannot build the archives")
+    made = 0
+    for entry in manifest:
+        if entry["variant"] not in ARCHIVE_VARIANTS:
+            continue
+        fmt = "darwin" if TARGETS[entry["target"]]["format"] == "macho" else "gnu"
+        objs = [(CORPUS / o).relative_to(ROOT).as_posix() for o in entry["objects"]]
+        out = (CORPUS / entry["objects"][0]).parent / f"{entry['case']}.a"
+        out = out.relative_to(ROOT).as_posix()
+        # D: deterministic (zero timestamps/uids); s: symbol table
+        subprocess.run([ar, "rcsD", f"--format={fmt}", out, *objs], check=True, cwd=ROOT)
+        entry["archive"] = (CORPUS / entry["objects"][0]).parent.relative_to(CORPUS).as_posix() \
+            + f"/{entry['case']}.a"
+        made += 1
+    print(f"packed {made} archives ({', '.join(ARCHIVE_VARIANTS)} variants)")
 
 
 # --------------------------------------------------------------------------
@@ -420,7 +447,7 @@ def native_check_case(gcc: str, case: dict, opt: str, tmp: Path) -> str | None:
     srcs = [s.resolve().relative_to(ROOT).as_posix() for s in case["sources"]]
     argv = [gcc, opt, "-ffp-contract=off", "-fno-common", "-Wall", "-Wextra",
             "-Wno-format-truncation",  # printf_fmt truncates on purpose
-            f"-I{CORPUS_REL}/include", "-o", str(exe), *srcs]
+            "-Ikitemu/include", "-o", str(exe), *srcs]
     proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     label = f"{case['name']} (gcc {opt})"
     if proc.returncode != 0:
