@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import ObjectFormatError
+from .archive import Archive, is_archive, read_archive
 from .elf import is_elf, read_elf
 from .macho import is_macho, macho_refusal, read_macho
 from .model import ObjectFile
@@ -27,3 +28,30 @@ def load_object(path: str, data: bytes | None = None) -> ObjectFile:
         raise ObjectFormatError(path, refusal)
     raise ObjectFormatError(path, "unrecognised file format (expected an ELF or a 64-bit "
                                   "Mach-O relocatable object)")
+
+
+def load_inputs(paths: list[str], load=None) -> tuple[list[ObjectFile], list[Archive]]:
+    """Read command-line inputs by content, not by name: static archives
+    (``!<arch>``; thin archives are refused) become :class:`Archive` s, whose
+    members are pulled later by :func:`kitemu.link.inputs.select_inputs`;
+    anything else is an object. Each list keeps the order of ``paths``.
+
+    ``load(path) -> ObjectFile`` reads the objects (default: ``load_object``
+    on the bytes already read); a file that cannot be opened is handed to it
+    too, so that the object reader reports it."""
+    objects: list[ObjectFile] = []
+    archives: list[Archive] = []
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            if load is not None:
+                objects.append(load(path))
+                continue
+            raise ObjectFormatError(path, f"cannot read: {e.strerror}") from None
+        if is_archive(data):
+            archives.append(read_archive(path, data))
+        else:
+            objects.append(load(path) if load is not None else load_object(path, data))
+    return objects, archives
