@@ -1,6 +1,7 @@
 """``kitemu`` command line.
 
-    kitemu run [--target T] [-e ENTRY] [--strategy S] [--page-size N] INPUT.o... [-- ARGS...]
+    kitemu run [--target T] [-e ENTRY] [--backend B] [--strategy S] [-O0..-O3]
+               INPUT(.o .a .c -)... [-- ARGS...]
     kitemu targets
     kitemu corpus [--targets T,...] [--cases C,...] [--variants V,...] [--strategies S,...]
 
@@ -23,16 +24,21 @@ def _int(text: str) -> int:
 
 
 def cmd_run(ns) -> int:
-    from .runtime import run_files
+    from .driver import gather, link_and_run
 
     def sink(data: bytes) -> None:
         sys.stdout.buffer.write(data)
 
-    result = run_files(ns.inputs, target=ns.target, entry=ns.entry, args=ns.args,
-                       strategy=ns.strategy, page_size=ns.page_size, base=ns.base,
-                       stdout_sink=sink, timeout=ns.timeout,
-                       trace=(lambda line: print(f"kitemu: {line}", file=sys.stderr, flush=True))
-                       if ns.trace_link else None)
+    def trace(line: str) -> None:
+        print(f"kitemu: {line}", file=sys.stderr, flush=True)
+
+    inputs = gather(ns.inputs, target=ns.target, opt=ns.opt, cflags=ns.cflags)
+    result = link_and_run(inputs, entry=ns.entry, args=ns.args, backend=ns.backend,
+                          strategy=ns.strategy, page_size=ns.page_size, base=ns.base,
+                          stdout_sink=sink if ns.backend == "emulated" else None,
+                          timeout=ns.timeout, trace=trace if ns.trace_link else None)
+    if ns.backend != "emulated":
+        sys.stdout.buffer.write(result.stdout)
     sys.stdout.flush()
     if result.stderr:
         sys.stderr.buffer.write(result.stderr)
@@ -55,6 +61,11 @@ def cmd_corpus(ns) -> int:
     return corpus_main(ns)
 
 
+def cmd_parity(ns) -> int:
+    from .harness.parity import main as parity_main
+    return parity_main(ns)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kitemu", description="JIT linker testbed: link objects in "
                                 "memory and run them in unicorn")
@@ -68,11 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exec-memory strategy: mprotect | dual-map (default: the host OS's usual one)")
     r.add_argument("--page-size", type=_int, default=None, help="host page size (default per target)")
     r.add_argument("--base", type=_int, default=0x1000_0000, help="image region base address")
+    r.add_argument("--backend", default="emulated", choices=["emulated", "native", "aot"],
+                   help="emulated (unicorn, default), native (real memory; x86-64 Linux "
+                   "hosts, elf-x64), aot (ld.lld static image in unicorn: the reference)")
+    for level in ("-O0", "-O1", "-O2", "-O3", "-Os"):
+        r.add_argument(level, dest="opt", action="store_const", const=level,
+                       help=f"compile C inputs with {level}" if level == "-O0" else argparse.SUPPRESS)
+    r.set_defaults(opt="-O2")
+    r.add_argument("--cflags", action="append", default=[], metavar="FLAG",
+                   help="extra clang flag for C inputs (repeatable)")
     r.add_argument("--timeout", type=float, default=None,
                    help="seconds each guest call may run (default: no limit)")
     r.add_argument("--trace-link", action="store_true",
                    help="print the link's J-stages and each run-time stage to stderr")
-    r.add_argument("inputs", nargs="+", metavar="INPUT")
+    r.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help=".o objects, .a archives, .c sources, or - for C source on stdin")
     r.set_defaults(func=cmd_run)
 
     t = sub.add_parser("targets", help="list targets")
@@ -86,6 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--corpus-dir", default=None, help="corpus directory (default: ./corpus)")
     c.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
     c.set_defaults(func=cmd_corpus)
+
+    pa = sub.add_parser("parity", help="every corpus case x target x input kind x backend, "
+                        "diffed against expected output and each other")
+    pa.add_argument("--targets", default=None, help="comma-separated targets (default all)")
+    pa.add_argument("--cases", default=None, help="comma-separated case names (default all)")
+    pa.add_argument("--kinds", default=None, help="input kinds: o,a,c,stdin,cli (default all)")
+    pa.add_argument("--backends", default=None, help="backends: emulated,native,aot (default all)")
+    pa.add_argument("--variant", default=None, help="object build variant (default O2)")
+    pa.add_argument("-j", "--jobs", type=int, default=1, help="parallel worker processes")
+    pa.add_argument("--json", default=None, metavar="FILE", help="write a JSON report")
+    pa.add_argument("--junit", default=None, metavar="FILE", help="write a JUnit XML report")
+    pa.add_argument("--corpus-dir", default=None, help="corpus directory (default: ./corpus)")
+    pa.add_argument("-q", "--quiet", action="store_true", help="do not list skipped combinations")
+    pa.set_defaults(func=cmd_parity)
     return p
 
 

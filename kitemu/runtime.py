@@ -22,7 +22,6 @@ from .execmem import ALIAS_OFFSET, RW, RX, ExecMem, Strategy, check_page_size, p
 from .hostlib import HostProcess
 from .hostlib.callconv import bits_to_double, double_to_bits
 from .link.linker import LinkedImage, Linker
-from .loader import load_object
 from .loader.model import ObjectFile
 from .targets import Target, get_target
 from .faults import FaultReport, describe_fault
@@ -293,18 +292,11 @@ def run_files(paths: list[str], target: str | None = None, entry: str = "main",
               args: list[str] | None = None, strategy: str | None = None,
               page_size: int | None = None, base: int = DEFAULT_BASE,
               stdout_sink=None, timeout: float | None = None, trace=None) -> RunResult:
-    """Load, link and run. ``trace(line)``, if given, receives the link's
-    J-stages once linked and each run-time stage as it starts."""
-    objects = [load_object(p) for p in paths]
-    if not objects:
-        raise ConfigError("no input files")
-    if target is None:
-        target = objects[0].target
-    proc = JitProcess(target, strategy=strategy, page_size=page_size, base=base,
-                      stdout_sink=stdout_sink)
-    proc.link(objects)
-    if trace is not None:
-        for st in proc.image.stages.stages:
-            trace(st.render())
-        proc.on_stage = lambda name: trace(f"J-stage {name}")
-    return proc.run(entry, args, timeout=timeout)
+    """Load (objects, archives, C sources), link and run in the emulator.
+    ``trace(line)``, if given, receives the link's J-stages once linked and
+    each run-time stage as it starts. (The driver's ``link_and_run`` also
+    offers the native and AOT backends.)"""
+    from .driver import gather, link_and_run
+    return link_and_run(gather(paths, target=target), entry=entry, args=args,
+                        strategy=strategy, page_size=page_size, base=base,
+                        stdout_sink=stdout_sink, timeout=timeout, trace=trace)

@@ -5,6 +5,7 @@ import pytest
 from keystone import KS_ARCH_ARM64, KS_ARCH_X86, KS_MODE_64, KS_MODE_LITTLE_ENDIAN, Ks
 
 from kitemu.cli import main as cli_main
+from kitemu.driver import Inputs
 from kitemu.loader.model import SectionKind, SymbolType
 from kitemu.runtime import JitProcess
 from kitemu.targets import get_target, rv64
@@ -96,7 +97,7 @@ def test_illegal_instruction(target, code):
 
 def test_cli_crash_report(tmp_path, capsys, monkeypatch):
     obj = crash_object("elf-x64", CASES["null-write"]["elf-x64"][0])
-    monkeypatch.setattr("kitemu.runtime.load_object", lambda p: obj)
+    monkeypatch.setattr("kitemu.driver.gather", lambda paths, **kw: Inputs(get_target("elf-x64"), [obj]))
     assert cli_main(["run", "crash.o"]) == 139
     err = capsys.readouterr().err
     assert "program crashed" in err and "SIGSEGV SEGV_MAPERR" in err and "<main+0x" in err
@@ -209,7 +210,7 @@ def test_fault_names_the_relocation_that_produced_the_address():
 
 def test_trace_link_prints_link_and_run_stages(capsys, monkeypatch):
     obj = crash_object("elf-x64", x64("mov eax, 3; ret"))
-    monkeypatch.setattr("kitemu.runtime.load_object", lambda p: obj)
+    monkeypatch.setattr("kitemu.driver.gather", lambda paths, **kw: Inputs(get_target("elf-x64"), [obj]))
     assert cli_main(["run", "--trace-link", "x.o"]) == 3
     err = capsys.readouterr().err
     stages = [line.split("J-stage ")[1].split(":")[0].split(" (")[0].split(" [")[0]
