@@ -35,9 +35,9 @@ def cmd_run(ns) -> int:
     inputs = gather(ns.inputs, target=ns.target, opt=ns.opt, cflags=ns.cflags)
     result = link_and_run(inputs, entry=ns.entry, args=ns.args, backend=ns.backend,
                           strategy=ns.strategy, page_size=ns.page_size, base=ns.base,
-                          stdout_sink=sink if ns.backend == "emulated" else None,
+                          stdout_sink=sink if ns.backend != "aot" else None,
                           timeout=ns.timeout, trace=trace if ns.trace_link else None)
-    if ns.backend != "emulated":
+    if ns.backend == "aot":
         sys.stdout.buffer.write(result.stdout)
     sys.stdout.flush()
     if result.stderr:

@@ -115,6 +115,7 @@ def link_and_run(inputs: Inputs, entry: str = "main", args: list[str] | None = N
     if backend == "native":
         from .backends.native import run_native
         return run_native(objects, inputs.target.name, entry=entry, args=args or (),
-                          strategy=strategy or "mprotect", base=base, timeout=timeout)
+                          strategy=strategy, base=base, timeout=timeout, page_size=page_size,
+                          stdout_sink=stdout_sink, trace=trace)
     from .aot import run_aot
     return run_aot(objects, inputs.target.name, entry=entry, args=args or (), timeout=timeout)

@@ -34,7 +34,6 @@ import concurrent.futures
 import difflib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -78,10 +77,11 @@ class Plan:
 
 def native_supported(target: str) -> str | None:
     """None when the native backend can run ``target`` here, else why not."""
-    if target != "elf-x64":
-        return "the native backend runs elf-x64 only"
-    if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
-        return f"the host is {sys.platform}/{platform.machine()}, not x86-64 Linux"
+    from ..backends.native import check_native
+    try:
+        check_native(target)
+    except KitemuError as e:
+        return str(e)
     return None
 
 

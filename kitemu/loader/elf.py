@@ -51,7 +51,8 @@ def read_elf(path: str, data: bytes | None = None) -> ObjectFile:
     except KitemuError:
         raise
     except (ELFError, struct.error, ValueError, IndexError, KeyError, TypeError,
-            AttributeError, UnicodeDecodeError, AssertionError) as e:
+            AttributeError, UnicodeDecodeError, AssertionError, OverflowError,
+            MemoryError) as e:
         raise ObjectFormatError(path, f"truncated or corrupt ELF object ({type(e).__name__}: {e})") from None
 
 

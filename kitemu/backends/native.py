@@ -1,0 +1,1307 @@
+"""The native backend: the same link, run on the real CPU of an x86-64 Linux host.
+
+What this module guarantees:
+
+* :class:`NativeMachine` offers :class:`~kitemu.execmem.ExecMem` the memory
+  primitives of :class:`~kitemu.backends.unicorn.UnicornMachine` with real
+  memory: ``mmap(MAP_FIXED_NOREPLACE)`` at exactly the addresses ExecMem asks
+  for (refused with an :class:`~kitemu.errors.ExecMemError` when the kernel
+  cannot give that address), ``mprotect``, ``munmap``, and dual mapping as one
+  ``memfd`` mapped twice (``MAP_SHARED``: RX view + RW alias). The MMU enforces
+  W^X on top of ExecMem's own checks. ``read``/``write_raw`` are checked against
+  the machine's own map table: touching memory the machine does not know is a
+  :class:`~kitemu.backends.unicorn.GuestMemoryFault`, never a crash of the
+  harness. ``flush_code`` is a no-op: x86 keeps instruction fetch coherent with
+  data writes (also through an alias mapping of the same physical pages), and
+  no guest thread runs while the linker writes code.
+* Host functions are ctypes callbacks running the *same* Python bodies as the
+  emulator (``kitemu.hostlib.REGISTRY``). Every callback has one prototype,
+  6 integer + 8 double + :data:`STACK_WORDS` integer parameters: under the SysV
+  x86-64 ABI a (variadic or not) caller puts its arguments exactly where a
+  callee with that prototype reads them (rdi..r9, xmm0..7, then the stack words
+  in order), so :class:`NativeCallArgs` gives the bodies what
+  :class:`~kitemu.hostlib.callconv.CallArgs` gives them in the emulator.
+* Every guest call runs on a fresh *worker thread*; the calling thread waits.
+  ``exit()``/``abort()`` or a bad pointer inside a host function cannot unwind
+  through the guest's native frames, so the callback records the outcome, wakes
+  the caller and *parks* its thread forever: ``JitProcess.call`` then returns
+  exactly as in the emulator and ``JitProcess.run`` (reused unchanged) runs the
+  atexit handlers and ``.fini_array`` - on top of the parked frames, as a real
+  ``exit()`` does.
+* A fault in guest code (SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGFPE) runs a small
+  machine-code signal handler (no Python in signal context) that writes a
+  record (signal, si_code, address, pc, sp, page-fault error code) to a pipe
+  and parks the faulting thread; the caller turns it into the same
+  :class:`~kitemu.faults.FaultReport` the emulator gives, with the real signal
+  and si_code. A fault anywhere else (the harness itself) kills the process.
+* :func:`run_native` does all of it in a forked child, so a crash never
+  reaches the caller: the child streams stdout/stderr/J-stages through a pipe,
+  and the parent builds the :class:`~kitemu.runtime.RunResult` (also when the
+  child dies: signal N -> exit code 128+N).
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import dataclasses
+import errno
+import faulthandler
+import gc
+import os
+import pickle
+import platform
+import select
+import signal
+import struct
+import sys
+import threading
+import time
+import traceback
+from ctypes import c_double, c_int, c_int64, c_long, c_size_t, c_uint64, c_ulong, c_void_p
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+from ..errors import ConfigError, ExecMemError, KitemuError, WXViolation
+from ..execmem import RW, Perm
+from ..faults import SIGNALS, FaultReport, describe_fault
+from ..hostlib import REGISTRY, GuestExit, Heap, HostProcess
+from ..hostlib.callconv import bits_to_double
+from ..runtime import (DEFAULT_BASE, DEFAULT_CAPACITY, HEAP_BASE, HEAP_LIMIT, STACK_SIZE,
+                       STACK_TOP, JitProcess, RunResult)
+from ..targets.base import VarargRule
+from .unicorn import CpuFault, GuestMemoryFault
+
+#: targets whose code the native backend can run on an x86-64 Linux host
+NATIVE_TARGETS = ("elf-x64", "macho-x64")
+#: stack words (beyond 6 integer + 8 double registers) every host callback receives
+STACK_WORDS = 16
+#: each worker thread's stack: the emulator's 8 MiB for the guest + 1 MiB for
+#: the Python bodies of host functions running on top of it
+WORKER_STACK = STACK_SIZE + (1 << 20)
+#: the signal a timed-out call's worker receives (its handler records the pc
+#: and parks the thread)
+TIMEOUT_SIGNAL = 12                     # SIGUSR2 (Linux numbering: this backend runs on Linux only)
+#: the parent kills a child that has not answered this many seconds after a
+#: call's own time limit ran out
+WATCHDOG_GRACE = 5.0
+
+M64 = (1 << 64) - 1
+PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = 0, 1, 2, 4
+MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS = 0x01, 0x02, 0x20
+MAP_FIXED_NOREPLACE = 0x100000          # Linux >= 4.17
+MFD_CLOEXEC = 1
+SA_SIGINFO, SA_ONSTACK = 0x4, 0x08000000
+# Linux x86-64 signal numbers (spelled out: the module must import on any host)
+SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGKILL, SIGSEGV = 4, 5, 7, 8, 9, 11
+_FAULT_SIGNALS = (SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGFPE)
+
+
+def native_host_problem() -> str | None:
+    """Why this host cannot run x86-64 code natively, or None."""
+    machine = platform.machine().lower()
+    if machine not in ("x86_64", "amd64"):
+        return f"the native backend needs an x86-64 host; this one is {platform.machine() or '?'}"
+    if not sys.platform.startswith("linux"):
+        return f"the native backend needs Linux (mmap/memfd/signals); this host is {sys.platform}"
+    return None
+
+
+def check_native(target: str) -> None:
+    """ConfigError unless ``target``'s code can run natively here."""
+    if target not in NATIVE_TARGETS:
+        raise ConfigError(f"the native backend runs x86-64 code only: target {target!r} cannot run "
+                          f"natively (native targets: {', '.join(NATIVE_TARGETS)}); use the "
+                          "emulator")
+    problem = native_host_problem()
+    if problem:
+        raise ConfigError(problem + f"; target {target} can only be emulated here")
+
+
+# -- libc ---------------------------------------------------------------------------
+_LIBC = None
+
+
+def _libc():
+    global _LIBC
+    if _LIBC is None:
+        lib = ctypes.CDLL(None, use_errno=True)
+        lib.mmap.restype = c_void_p
+        lib.mmap.argtypes = [c_void_p, c_size_t, c_int, c_int, c_int, c_long]
+        lib.mprotect.restype = c_int
+        lib.mprotect.argtypes = [c_void_p, c_size_t, c_int]
+        lib.munmap.restype = c_int
+        lib.munmap.argtypes = [c_void_p, c_size_t]
+        lib.ftruncate.restype = c_int
+        lib.ftruncate.argtypes = [c_int, c_long]
+        lib.syscall.restype = c_long
+        lib.strnlen.restype = c_size_t
+        lib.strnlen.argtypes = [c_void_p, c_size_t]
+        lib.sigaction.restype = c_int
+        lib.sigaction.argtypes = [c_int, c_void_p, c_void_p]
+        lib.sigaltstack.restype = c_int
+        lib.sigaltstack.argtypes = [c_void_p, c_void_p]
+        lib.pthread_self.restype = c_ulong
+        lib.pthread_getattr_np.argtypes = [c_ulong, c_void_p]
+        lib.pthread_attr_getstack.argtypes = [c_void_p, c_void_p, c_void_p]
+        lib.pthread_attr_destroy.argtypes = [c_void_p]
+        _LIBC = lib
+    return _LIBC
+
+
+def _prot(perm: Perm) -> int:
+    p = PROT_NONE
+    if perm & Perm.R:
+        p |= PROT_READ
+    if perm & Perm.W:
+        p |= PROT_WRITE
+    if perm & Perm.X:
+        p |= PROT_EXEC
+    return p
+
+
+def _oserror(what: str) -> str:
+    e = ctypes.get_errno()
+    return f"{what}: {os.strerror(e)} ({errno.errorcode.get(e, e)})"
+
+
+def proc_maps(pid: int | str = "self") -> list[tuple[int, int, str, str]]:
+    """``/proc/PID/maps`` as (start, end, perms like ``r-xp``, name)."""
+    out = []
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split(None, 5)
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            out.append((lo, hi, parts[1], parts[5].strip() if len(parts) > 5 else ""))
+    return out
+
+
+def _maps_owner(addr: int, size: int) -> str:
+    for lo, hi, perms, name in proc_maps():
+        if lo < addr + size and addr < hi:
+            return f"{lo:#x}-{hi:#x} {perms} {name or '[anonymous]'}"
+    return "?"
+
+
+class NativeMemoryFault(GuestMemoryFault):
+    """A host-side access outside the machine's own map table (``kind``
+    "unmapped") or against a mapping's permission (``kind`` "protection")."""
+
+    def __init__(self, addr: int, size: int, access: str, detail: str, kind: str):
+        super().__init__(addr, size, access, detail)
+        self.kind = kind
+
+
+@dataclass
+class _Region:
+    start: int
+    end: int
+    perm: Perm
+    kind: str          # "anon" | "shared" (one view of a memfd) | "thread-stack"
+
+
+class NativeMachine:
+    """Real memory of this process, with a map table of what kitemu mapped."""
+
+    def __init__(self):
+        self.libc = _libc()
+        self.granule = os.sysconf("SC_PAGE_SIZE")
+        self._regions: list[_Region] = []
+        self._starts: list[int] = []
+        #: set by NativeProcess (the ``proc`` object the host bodies see)
+        self.hostproc = None
+
+    # -- the map table -----------------------------------------------------
+    def _index(self, addr: int) -> int:
+        i = bisect.bisect_right(self._starts, addr) - 1
+        if i >= 0 and addr < self._regions[i].end:
+            return i
+        return -1
+
+    def _add(self, region: _Region) -> None:
+        i = bisect.bisect_left(self._starts, region.start)
+        self._regions.insert(i, region)
+        self._starts.insert(i, region.start)
+
+    def _overlapping(self, addr: int, size: int) -> list[_Region]:
+        return [r for r in self._regions if r.start < addr + size and addr < r.end]
+
+    def _split_at(self, addr: int) -> None:
+        i = self._index(addr)
+        if i >= 0 and self._regions[i].start < addr:
+            r = self._regions[i]
+            tail = _Region(addr, r.end, r.perm, r.kind)
+            r.end = addr
+            self._regions.insert(i + 1, tail)
+            self._starts.insert(i + 1, addr)
+
+    def _carve(self, addr: int, size: int) -> list[_Region]:
+        """The table entries exactly covering ``[addr, addr+size)`` (split
+        at both ends); error if part of the range is not in the table."""
+        pos = addr
+        while pos < addr + size:
+            i = self._index(pos)
+            if i < 0:
+                raise ExecMemError(f"{addr:#x}..{addr + size:#x}: {pos:#x} is not mapped by "
+                                   "this machine")
+            pos = self._regions[i].end
+        self._split_at(addr)
+        self._split_at(addr + size)
+        return [r for r in self._regions if addr <= r.start and r.end <= addr + size]
+
+    def _forget(self, regions: list[_Region]) -> None:
+        for r in regions:
+            i = self._regions.index(r)
+            del self._regions[i]
+            del self._starts[i]
+
+    def check(self, addr: int, size: int, need: Perm, access: str) -> None:
+        """Raise :class:`NativeMemoryFault` unless every byte of the range is
+        in the table with permission ``need``."""
+        pos, end = addr, addr + size
+        if addr < 0 or end > M64:
+            raise NativeMemoryFault(addr, size, access, "address out of range", "unmapped")
+        while pos < end:
+            i = self._index(pos)
+            if i < 0:
+                raise NativeMemoryFault(addr, size, access, f"{pos:#x} is not mapped", "unmapped")
+            r = self._regions[i]
+            if not r.perm & need:
+                raise NativeMemoryFault(addr, size, access,
+                                        f"the page at {pos:#x} is {r.perm}", "protection")
+            pos = r.end
+
+    # -- memory primitives (MemoryBackend) ------------------------------------
+    def _mmap_fixed(self, addr: int, size: int, prot: int, flags: int, fd: int = -1) -> None:
+        got = self.libc.mmap(addr, size, prot, flags | MAP_FIXED_NOREPLACE, fd, 0)
+        if got is None or got == M64:       # MAP_FAILED
+            e = ctypes.get_errno()
+            why = (f"the range is already in use in this process ({_maps_owner(addr, size)})"
+                   if e == errno.EEXIST else os.strerror(e))
+            raise ExecMemError(f"cannot map {size:#x} bytes at {addr:#x} natively: {why}; "
+                               "choose another --base")
+        if got != addr:
+            # a kernel older than 4.17 ignores MAP_FIXED_NOREPLACE and takes
+            # the address as a hint
+            self.libc.munmap(got, size)
+            raise ExecMemError(f"cannot map {size:#x} bytes at {addr:#x} natively: the kernel "
+                               f"placed the mapping at {got:#x} instead (MAP_FIXED_NOREPLACE "
+                               "needs Linux 4.17)")
+
+    def map(self, addr: int, size: int, perm: Perm) -> None:
+        if self._overlapping(addr, size):
+            raise ExecMemError(f"cannot map {size:#x} bytes at {addr:#x}: already mapped")
+        if perm & Perm.W and perm & Perm.X:
+            raise WXViolation(f"refused to map {addr:#x}..{addr + size:#x} writable and "
+                              "executable at once (W^X)")
+        self._mmap_fixed(addr, size, _prot(perm), MAP_PRIVATE | MAP_ANONYMOUS)
+        self._add(_Region(addr, addr + size, perm, "anon"))
+
+    def map_aliased(self, views: list[tuple[int, Perm]], size: int) -> None:
+        """One memfd mapped once per view (``MAP_SHARED``): the dual mapping."""
+        for addr, perm in views:
+            if self._overlapping(addr, size):
+                raise ExecMemError(f"cannot map aliased view at {addr:#x}: already mapped")
+            if perm & Perm.W and perm & Perm.X:
+                raise WXViolation(f"refused to map the view at {addr:#x} writable and "
+                                  "executable at once (W^X)")
+        fd = os.memfd_create("kitemu-jit", MFD_CLOEXEC)
+        done: list[int] = []
+        try:
+            os.ftruncate(fd, size)
+            for addr, perm in views:
+                self._mmap_fixed(addr, size, _prot(perm), MAP_SHARED, fd)
+                done.append(addr)
+        except BaseException:
+            for addr in done:
+                self.libc.munmap(addr, size)
+            raise
+        finally:
+            os.close(fd)           # the mappings keep the memory
+        for addr, perm in views:
+            self._add(_Region(addr, addr + size, perm, "shared"))
+
+    def protect(self, addr: int, size: int, perm: Perm) -> None:
+        if perm & Perm.W and perm & Perm.X:
+            raise WXViolation(f"refused to make {addr:#x}..{addr + size:#x} writable and "
+                              "executable at once (W^X)")
+        regions = self._carve(addr, size)
+        if self.libc.mprotect(addr, size, _prot(perm)) != 0:
+            raise ExecMemError(_oserror(f"mprotect({addr:#x}, {size:#x}, {perm})"))
+        for r in regions:
+            r.perm = perm
+
+    def unmap(self, addr: int, size: int) -> None:
+        regions = self._carve(addr, size)
+        if self.libc.munmap(addr, size) != 0:
+            raise ExecMemError(_oserror(f"munmap({addr:#x}, {size:#x})"))
+        self._forget(regions)
+
+    def write_raw(self, addr: int, data: bytes) -> None:
+        n = len(data)
+        if n:
+            self.check(addr, n, Perm.W, "write")
+            ctypes.memmove(addr, bytes(data), n)
+
+    def read(self, addr: int, size: int) -> bytes:
+        if size <= 0:
+            return b""
+        self.check(addr, size, Perm.R, "read")
+        return ctypes.string_at(addr, size)
+
+    def flush_code(self, addr: int, size: int) -> None:
+        """Nothing to do: x86 instruction fetch is coherent with stores
+        (through any virtual alias of the same page as well); the first
+        instruction after a write runs on a freshly started worker thread."""
+
+    def regions(self) -> list[tuple[int, int, Perm]]:
+        """(begin, end_inclusive, perm) of what this machine mapped, as
+        UnicornMachine.regions() reports them."""
+        return [(r.start, r.end - 1, r.perm) for r in self._regions if r.kind != "thread-stack"]
+
+    def read_cstring(self, addr: int, limit: int | None = None) -> bytes:
+        out = bytearray()
+        pos = addr
+        while limit is None or len(out) < limit:
+            i = self._index(pos)
+            if i < 0 or not self._regions[i].perm & Perm.R:
+                self.check(pos, 1, Perm.R, "read")      # raises, naming why
+            n = self._regions[i].end - pos
+            if limit is not None:
+                n = min(n, limit - len(out))
+            k = self.libc.strnlen(pos, n)
+            out += ctypes.string_at(pos, k)
+            if k < n:
+                break
+            pos += n
+        return bytes(out)
+
+    # -- threads ---------------------------------------------------------------
+    def add_thread_stack(self) -> _Region:
+        """Enter the calling thread's stack in the table (RW): host functions
+        read and write the guest's stack buffers through it."""
+        lib = self.libc
+        attr = ctypes.create_string_buffer(128)       # pthread_attr_t is 56 bytes
+        if lib.pthread_getattr_np(lib.pthread_self(), attr) != 0:
+            raise ExecMemError("pthread_getattr_np failed")
+        lo, size = c_void_p(), c_size_t()
+        lib.pthread_attr_getstack(attr, ctypes.byref(lo), ctypes.byref(size))
+        lib.pthread_attr_destroy(attr)
+        region = _Region(lo.value, lo.value + size.value, RW, "thread-stack")
+        self._add(region)
+        return region
+
+    def remove_region(self, region: _Region) -> None:
+        if region in self._regions:
+            self._forget([region])
+
+
+# -- the fault trap ------------------------------------------------------------------
+# The SA_SIGINFO handler, x86-64 machine code (assembled with llvm-mc; raw
+# syscalls only, async-signal-safe). CTL points at 4 words: [0] the thread id
+# allowed to park (the current guest worker, 0 while it runs Python), [8] fd
+# of the in-child record pipe, [16] the timeout signal, [24] fd of the pipe to
+# the parent (-1: none).
+#
+#   push rbx; push r12; push r13; sub rsp, 96
+#   mov rbx, rdi                  ; signal number
+#   movabs r12, CTL
+#   mov r13, rdx                  ; ucontext_t *
+#   record on the stack: "KITM", sig, si_code [rsi+8], si_addr [rsi+16],
+#     rip gregs[16] [r13+168], rsp gregs[15] [r13+160], err gregs[19] [r13+192],
+#     trapno gregs[20] [r13+200], CTL[0], gettid()
+#   write(CTL[8], rsp, 80); write(CTL[24], rsp, 80)
+#   if gettid() == CTL[0]: loop { pause() }          ; park the guest thread
+#   if sig == CTL[16]: return                         ; timeout probe of Python code
+#   rt_sigaction(sig, SIG_DFL); tgkill(getpid(), gettid(), sig); return   ; die by it
+_HANDLER = bytes.fromhex(
+    "53415441554883ec604889fb49bc88776655443322114989d5b84b49544d4889042448895c240848"
+    "6346084889442410488b46104889442418498b85a80000004889442420498b85a000000048894424"
+    "28498b85c00000004889442430498b85c80000004889442438498b04244889442440b8ba0000000f"
+    "054889442448418b7c24084889e6ba50000000b8010000000f05418b7c24184889e6ba50000000b8"
+    "010000000f05488b442448493b04247509b8220000000f05ebf7493b5c2410743f31c04889042448"
+    "894424084889442410488944241889df4889e631d241ba08000000b80d0000000f05b8270000000f"
+    "0589c78b74244889dab8ea0000000f054883c460415d415c5bc3")
+_HANDLER_CTL_AT = 14
+# magic, pad, sig, code, addr, rip, rsp, err, trapno, parkable, tid
+_RECORD = struct.Struct("<4sI9Q")
+_MAGIC = b"KITM"
+
+
+class _Sigaction(ctypes.Structure):
+    _fields_ = [("sa_sigaction", c_void_p), ("sa_mask", c_ulong * 16), ("sa_flags", c_int),
+                ("sa_restorer", c_void_p)]
+
+
+class _StackT(ctypes.Structure):
+    _fields_ = [("ss_sp", c_void_p), ("ss_flags", c_int), ("ss_size", c_size_t)]
+
+
+@dataclass
+class SignalRecord:
+    """What the handler saw: the kernel's siginfo and the interrupted context."""
+
+    sig: int
+    code: int
+    addr: int
+    pc: int
+    sp: int
+    err: int
+    trapno: int
+    parkable: int
+    tid: int
+
+    @classmethod
+    def parse(cls, raw: bytes) -> "SignalRecord | None":
+        if len(raw) != _RECORD.size:
+            return None
+        magic, _, sig, code, addr, rip, rsp, err, trapno, parkable, tid = _RECORD.unpack(raw)
+        if magic != _MAGIC:
+            return None
+        code = code - (1 << 64) if code >> 63 else code
+        return cls(sig, code, addr, rip, rsp, err, trapno, parkable, tid)
+
+
+class FaultTrap:
+    """The process's handler for guest faults (one per process)."""
+
+    _instance: "FaultTrap | None" = None
+
+    @classmethod
+    def install(cls, parent_fd: int = -1) -> "FaultTrap":
+        if cls._instance is None or cls._instance.pid != os.getpid():
+            cls._instance = cls(parent_fd)
+        return cls._instance
+
+    def __init__(self, parent_fd: int):
+        lib = _libc()
+        self.pid = os.getpid()
+        self.r, self.w = os.pipe()
+        page = os.sysconf("SC_PAGE_SIZE")
+        ctl = lib.mmap(None, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        code = lib.mmap(None, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        if ctl in (None, M64) or code in (None, M64):
+            raise ExecMemError(_oserror("cannot map the fault handler"))
+        self.ctl = (c_int64 * 4).from_address(ctl)
+        self.ctl[0] = 0
+        self.ctl[1] = self.w
+        self.ctl[2] = TIMEOUT_SIGNAL
+        self.ctl[3] = parent_fd
+        handler = bytearray(_HANDLER)
+        handler[_HANDLER_CTL_AT:_HANDLER_CTL_AT + 8] = ctl.to_bytes(8, "little")
+        ctypes.memmove(code, bytes(handler), len(handler))
+        if lib.mprotect(code, page, PROT_READ | PROT_EXEC) != 0:     # W^X here too
+            raise ExecMemError(_oserror("mprotect of the fault handler"))
+        self.code = code
+        if faulthandler.is_enabled():
+            faulthandler.disable()    # pytest's: it would print a Python traceback
+        act = _Sigaction()
+        act.sa_sigaction = code
+        act.sa_flags = SA_SIGINFO | SA_ONSTACK
+        for sig in (*_FAULT_SIGNALS, TIMEOUT_SIGNAL):
+            if lib.sigaction(sig, ctypes.byref(act), None) != 0:
+                raise ExecMemError(_oserror(f"sigaction({signal_name(sig)})"))
+        self._altstacks: list = []
+
+    @property
+    def parkable(self) -> int:
+        return self.ctl[0]
+
+    @parkable.setter
+    def parkable(self, tid: int) -> None:
+        self.ctl[0] = tid
+
+    def enter_thread(self) -> None:
+        """Give the calling thread an alternate signal stack, so that a guest
+        stack overflow is reported too."""
+        size = 64 << 10
+        buf = ctypes.create_string_buffer(size)
+        ss = _StackT(ctypes.addressof(buf), 0, size)
+        _libc().sigaltstack(ctypes.byref(ss), None)
+        self._altstacks.append(buf)       # parked threads keep theirs forever
+
+    def read_record(self) -> SignalRecord | None:
+        return SignalRecord.parse(os.read(self.r, _RECORD.size))
+
+
+_SI_CODES = {
+    SIGSEGV: {1: "SEGV_MAPERR", 2: "SEGV_ACCERR", 3: "SEGV_BNDERR", 4: "SEGV_PKUERR"},
+    SIGBUS: {1: "BUS_ADRALN", 2: "BUS_ADRERR", 3: "BUS_OBJERR"},
+    SIGILL: {1: "ILL_ILLOPC", 2: "ILL_ILLOPN", 3: "ILL_ILLADR", 4: "ILL_ILLTRP",
+                    5: "ILL_PRVOPC", 6: "ILL_PRVREG", 7: "ILL_COPROC", 8: "ILL_BADSTK"},
+    SIGFPE: {1: "FPE_INTDIV", 2: "FPE_INTOVF", 3: "FPE_FLTDIV", 4: "FPE_FLTOVF",
+                    5: "FPE_FLTUND", 6: "FPE_FLTRES", 7: "FPE_FLTINV", 8: "FPE_FLTSUB"},
+    SIGTRAP: {1: "TRAP_BRKPT", 2: "TRAP_TRACE", 3: "TRAP_BRANCH", 4: "TRAP_HWBKPT"},
+}
+_GENERIC_CODES = {0: "SI_USER", 0x80: "SI_KERNEL", -6: "SI_TKILL"}
+
+
+def signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"SIG{sig}"
+
+
+def si_code_name(sig: int, code: int) -> str:
+    return _SI_CODES.get(sig, {}).get(code) or _GENERIC_CODES.get(code) or f"si_code {code}"
+
+
+def cpu_fault_from_record(rec: SignalRecord) -> CpuFault:
+    """The record in the emulator's terms (kind, access, address)."""
+    access = None
+    if rec.trapno == 14:                        # #PF: the error code tells the access
+        access = "execute" if rec.err & 0x10 else "write" if rec.err & 0x2 else "read"
+    detail = f"{signal_name(rec.sig)} {si_code_name(rec.sig, rec.code)} (native)"
+    if rec.sig == SIGSEGV and rec.code in (1, 2, 3, 4):
+        kind = "unmapped" if rec.code == 1 else "protection"
+        return CpuFault(kind, access, rec.addr, rec.pc, detail)
+    if rec.sig == SIGILL:
+        return CpuFault("illegal-instruction", None, None, rec.pc, detail)
+    if rec.sig == SIGBUS:
+        return CpuFault("exception", access, rec.addr, rec.pc, detail, rec.trapno)
+    # #GP (SI_KERNEL: non-canonical address...), #BP, #DE...
+    return CpuFault("exception", None, None, rec.pc, detail, rec.trapno)
+
+
+@dataclass
+class NativeFaultReport(FaultReport):
+    """A FaultReport with the signal the kernel really delivered (which may
+    be one the emulator never reports, e.g. SIGFPE)."""
+
+    @property
+    def exit_code(self) -> int:
+        if self.signal in SIGNALS:
+            return 128 + SIGNALS[self.signal]
+        try:
+            return 128 + int(signal.Signals[self.signal])
+        except KeyError:
+            return 128 + 9
+
+    @classmethod
+    def of(cls, report: FaultReport, **changes) -> "NativeFaultReport":
+        values = {f.name: getattr(report, f.name) for f in dataclasses.fields(FaultReport)}
+        values.update(changes)
+        return cls(**values)
+
+
+# -- host functions ----------------------------------------------------------------------
+_PROTOS: dict = {}
+
+
+def _callback_proto(restype):
+    if restype not in _PROTOS:
+        _PROTOS[restype] = ctypes.CFUNCTYPE(restype, *([c_uint64] * 6), *([c_double] * 8),
+                                            *([c_uint64] * STACK_WORDS))
+    return _PROTOS[restype]
+
+
+def _guest_proto(restype, argtypes: tuple):
+    key = (restype, argtypes)
+    if key not in _PROTOS:
+        _PROTOS[key] = ctypes.CFUNCTYPE(restype, *argtypes)
+    return _PROTOS[key]
+
+
+class NativeCallArgs:
+    """:class:`~kitemu.hostlib.callconv.CallArgs` over a callback's raw
+    parameters: 6 integer registers, 8 xmm registers, then stack words."""
+
+    __slots__ = ("m", "raw", "gp", "fp", "stack", "variadic", "name")
+
+    def __init__(self, machine, raw: tuple, name: str = "?"):
+        self.m = machine
+        self.raw = raw
+        self.gp = self.fp = self.stack = 0
+        self.variadic = False
+        self.name = name
+
+    def start_varargs(self) -> "NativeCallArgs":
+        # SysV x86-64: unnamed arguments are classified like named ones
+        self.variadic = True
+        return self
+
+    def _stack_word(self) -> int:
+        if self.stack >= STACK_WORDS:
+            raise KitemuError(f"host function {self.name}: more than {STACK_WORDS} stack arguments "
+                              "(raise kitemu.backends.native.STACK_WORDS)")
+        v = self.raw[14 + self.stack]
+        self.stack += 1
+        return v
+
+    def next_int(self) -> int:
+        if self.gp < 6:
+            v = self.raw[self.gp]
+            self.gp += 1
+            return v
+        return self._stack_word()
+
+    def next_double(self) -> float:
+        if self.fp < 8:
+            v = self.raw[6 + self.fp]
+            self.fp += 1
+            return v
+        return bits_to_double(self._stack_word())
+
+    def read_cstring(self, addr: int, limit: int | None = None) -> bytes:
+        return self.m.read_cstring(addr, limit)
+
+
+class NativeHostProcess(HostProcess):
+    """The ``proc`` the host bodies see, natively: same interface as
+    :class:`~kitemu.hostlib.HostProcess` (stdout, heap over real mmap'd
+    pages, va_list readers over real memory, atexit list, exit), host
+    functions at ctypes callback addresses instead of a hooked host area."""
+
+    def __init__(self, machine: NativeMachine, target, heap_base: int, heap_limit: int,
+                 names: list[str] | None = None, stdout_sink=None, stderr_sink=None):
+        # deliberately not HostProcess.__init__: no host area, no hook
+        self.m = machine
+        self.target = target
+        self.arch = target.arch
+        self.cc = target.callconv
+        if self.cc.vararg_rule is not VarargRule.LIKE_NAMED:
+            raise ConfigError(f"{target.name}: the native backend reads variadic arguments "
+                              "the SysV x86-64 way only")
+        self.stdout = bytearray()
+        self.stderr = bytearray()
+        self.stdout_sink = stdout_sink
+        self.stderr_sink = stderr_sink
+        self.heap = Heap(machine, heap_base, heap_limit)
+        self.exit: GuestExit | None = None
+        self.fault: CpuFault | None = None
+        self.atexit: list[tuple[int, int]] = []
+        self.program_name = "a.out"
+        self.calls = 0
+        #: the NativeProcess that owns the worker threads (set by it)
+        self.controller = None
+        self.functions = [REGISTRY[n] for n in (names or sorted(REGISTRY))]
+        #: every callback object stays referenced as long as this process lives
+        self.callbacks: list = []
+        self.addrs: dict[str, int] = {}
+        self.by_addr = {}
+        for f in self.functions:
+            cb = _callback_proto(c_double if f.returns == "double" else c_uint64)(self._wrap(f))
+            addr = ctypes.cast(cb, c_void_p).value
+            self.callbacks.append(cb)
+            self.addrs[target.symbol(f.name)] = addr
+            self.by_addr[addr] = f
+        self.base = min(self.by_addr)
+        self.end = max(self.by_addr) + 16
+
+    def write_stderr(self, data: bytes) -> None:
+        self.stderr += data
+        if self.stderr_sink is not None:
+            self.stderr_sink(data)
+
+    def _wrap(self, fn):
+        body, returns, name = fn.body, fn.returns, fn.name
+
+        def callback(*raw):
+            ctl = self.controller
+            trap = ctl.trap
+            parkable = trap.parkable
+            trap.parkable = 0               # Python runs: a fault now is the harness's
+            self.calls += 1
+            try:
+                result = body(self, NativeCallArgs(self.m, raw, name))
+            except GuestExit as e:
+                self.exit = e
+                ctl.park("exit")
+            except GuestMemoryFault as e:
+                # the C library would have crashed inside this function
+                self.fault = CpuFault(getattr(e, "kind", "unmapped"), e.access, e.addr,
+                                      self.addrs[self.target.symbol(name)],
+                                      f"host function {name}: {e}")
+                ctl.park("host-fault")
+            except BaseException as e:     # a bug: reported by the caller of call()
+                ctl.park("error", e)
+            trap.parkable = parkable
+            if returns == "double":
+                return float(result)
+            if returns == "void":
+                return 0
+            return (result or 0) & M64
+
+        return callback
+
+
+# -- the process --------------------------------------------------------------------------
+class NativeProcess(JitProcess):
+    """A :class:`~kitemu.runtime.JitProcess` whose guest code runs on this
+    CPU. ``link``, ``run`` (constructors, entry, atexit, destructors, exit
+    handling) and fault description are JitProcess's own; this class only
+    provides the machine, the host functions, ``call`` and the argv area.
+
+    Works in the current process (it installs the process's SIGSEGV,
+    SIGBUS, SIGILL, SIGTRAP, SIGFPE and SIGUSR2 handlers; a guest crash parks
+    the faulting thread and is reported), but :func:`run_native` runs it in
+    a forked child, which is what callers should use."""
+
+    def __init__(self, target, strategy: str | None = None, page_size: int | None = None,
+                 base: int = DEFAULT_BASE, capacity: int = DEFAULT_CAPACITY, stdout_sink=None,
+                 stderr_sink=None, channel=None, parent_fault_fd: int = -1,
+                 harden: bool = False):
+        name = target if isinstance(target, str) else target.name
+        check_native(name)
+        machine = NativeMachine()
+        # the host really is Linux: faults are reported as Linux reports them
+        super().__init__(target, strategy=strategy, page_size=page_size, base=base,
+                         capacity=capacity, machine=machine, host_os="linux")
+        self.trap = FaultTrap.install(parent_fault_fd)
+        self.channel = channel
+        self.hostproc = NativeHostProcess(machine, self.target, HEAP_BASE, HEAP_LIMIT,
+                                          stdout_sink=stdout_sink, stderr_sink=stderr_sink)
+        self.hostproc.controller = self
+        machine.hostproc = self.hostproc
+        #: ranges of ctypes trampoline pages flipped from RWX to R-X (``harden``:
+        #: only in a process that creates no ctypes callback afterwards, e.g.
+        #: run_native's child)
+        self.hardened = harden_callbacks(self.hostproc.callbacks) if harden else []
+        if threading.stack_size() < WORKER_STACK:
+            threading.stack_size(WORKER_STACK)
+        self._done_r, self._done_w = os.pipe()
+        self._outcomes: dict[int, tuple] = {}
+        self._call_id = 0
+        self._argv_area: tuple[int, int] | None = None
+        self.calls_made = 0
+
+    # -- argv -------------------------------------------------------------------
+    def lay_out_argv(self, argv: list[bytes]) -> tuple[int, int]:
+        """argv at the top of the emulator's stack area (same addresses as
+        in the emulator), in a mapping of its own."""
+        need = sum(len(s) + 1 for s in argv) + 8 * (len(argv) + 1) + 256
+        size = max(0x10000, (need + 0xFFFF) & ~0xFFFF)
+        if self._argv_area is None or self._argv_area[1] < size:
+            if self._argv_area is not None:
+                self.machine.unmap(STACK_TOP - self._argv_area[1], self._argv_area[1])
+            self.machine.map(STACK_TOP - size, size, RW)
+            self._argv_area = (STACK_TOP - size, size)
+        return super().lay_out_argv(argv)
+
+    # -- calling ------------------------------------------------------------------
+    def call(self, addr: int, args=(), sp: int | None = None, returns: str = "int",
+             timeout: float | None = None):
+        """Call guest function ``addr`` natively (``sp`` is ignored: the
+        guest runs on its worker thread's stack). Same contract as
+        JitProcess.call: ``(return value, FaultReport | None)``."""
+        timeout = self.timeout if timeout is None else timeout
+        restype = c_double if returns == "double" else c_uint64
+        types = tuple(c_double if isinstance(a, float) else c_uint64 for a in args)
+        values = [a if isinstance(a, float) else a & M64 for a in args]
+        fnptr = _guest_proto(restype, types)(addr)
+        hp = self.hostproc
+        hp.fault = None
+        self._call_id += 1
+        call_id = self._call_id
+        self.calls_made += 1
+        worker = threading.Thread(target=self._worker, args=(call_id, fnptr, values),
+                                  name=f"kitemu-guest-{call_id}", daemon=True)
+        self._send(b"C", struct.pack("<d", timeout or 0.0))
+        worker.start()
+        try:
+            outcome = self._wait(call_id, worker, timeout)
+        finally:
+            self._send(b"D", b"")
+        kind = outcome[0]
+        if kind == "return":
+            return outcome[1], None
+        if kind == "exit":
+            return 0, None
+        if kind == "host-fault":
+            return 0, NativeFaultReport.of(describe_fault(hp.fault, self))
+        if kind == "signal":
+            rec: SignalRecord = outcome[1]
+            report = describe_fault(cpu_fault_from_record(rec), self)
+            return 0, NativeFaultReport.of(report, signal=signal_name(rec.sig),
+                                           si_code=si_code_name(rec.sig, rec.code))
+        if kind == "timeout":
+            return 0, NativeFaultReport.of(describe_fault(outcome[1], self))
+        raise outcome[1]            # "error": a host body raised
+
+    def _worker(self, call_id: int, fnptr, values) -> None:
+        trap = self.trap
+        stack = self.machine.add_thread_stack()
+        trap.enter_thread()
+        tid = threading.get_native_id()
+        try:
+            trap.parkable = tid
+            ret = fnptr(*values)
+            trap.parkable = 0
+        except BaseException as e:      # ctypes itself failed
+            trap.parkable = 0
+            self._finish(call_id, ("error", e))
+            return
+        self.machine.remove_region(stack)
+        self._finish(call_id, ("return", ret))
+
+    def _finish(self, call_id: int, outcome: tuple) -> None:
+        self._outcomes[call_id] = outcome
+        os.write(self._done_w, struct.pack("<Q", call_id))
+
+    def park(self, kind: str, payload=None):
+        """Called by a host callback that must not return into the guest:
+        report ``kind`` to the waiting caller, then block this thread forever
+        (its guest frames stay as they are, as under a real ``exit()``)."""
+        self.trap.parkable = 0
+        self._finish(self._call_id, (kind, payload))
+        forever = threading.Event()
+        while True:
+            forever.wait()
+
+    def _wait(self, call_id: int, worker: threading.Thread, timeout: float | None) -> tuple:
+        deadline = time.monotonic() + timeout if timeout else None
+        trap = self.trap
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._done_r, trap.r], [], [], left)
+            if self._done_r in ready:
+                (done_id,) = struct.unpack("<Q", os.read(self._done_r, 8))
+                if done_id == call_id:
+                    return self._outcomes.pop(call_id)
+                continue                  # a late word from an earlier, timed-out call
+            if trap.r in ready:
+                rec = trap.read_record()
+                if rec is not None and rec.sig != TIMEOUT_SIGNAL:
+                    return ("signal", rec)
+                continue
+            # out of time: stop the worker where it is and learn its pc
+            return ("timeout", self._stop_worker(call_id, worker, timeout))
+
+    def _stop_worker(self, call_id: int, worker: threading.Thread, timeout: float) -> CpuFault:
+        pc = 0
+        try:
+            signal.pthread_kill(worker.ident, TIMEOUT_SIGNAL)
+        except (ProcessLookupError, OSError):
+            pass
+        else:
+            end = time.monotonic() + 2.0
+            while time.monotonic() < end:
+                ready, _, _ = select.select([self.trap.r], [], [], end - time.monotonic())
+                if not ready:
+                    break
+                rec = self.trap.read_record()
+                if rec is not None and rec.sig == TIMEOUT_SIGNAL:
+                    pc = rec.pc
+                    break
+        return CpuFault("timeout", None, None, pc, f"time limit of {timeout:g} s reached")
+
+    def _send(self, tag: bytes, payload: bytes) -> None:
+        if self.channel is not None:
+            self.channel.send(tag, payload)
+
+
+def harden_callbacks(callbacks) -> list[tuple[int, int]]:
+    """Flip the pages holding ctypes callback trampolines from RWX (CPython's
+    own closure allocator maps them so) to R-X: after this the process has
+    no writable+executable page of ours. Nothing may allocate or free a
+    ctypes callback afterwards (the allocator would write into the page), so
+    call this only in a process that creates all its callbacks first.
+    Returns the ranges flipped."""
+    addrs = sorted(ctypes.cast(cb, c_void_p).value for cb in callbacks)
+    flipped = []
+    lib = _libc()
+    for lo, hi, perms, _ in proc_maps():
+        if perms.startswith("rwx") and any(lo <= a < hi for a in addrs):
+            if lib.mprotect(lo, hi - lo, PROT_READ | PROT_EXEC) != 0:
+                raise ExecMemError(_oserror(f"mprotect of the callback page {lo:#x}"))
+            flipped.append((lo, hi))
+    return flipped
+
+
+# -- the forked child ---------------------------------------------------------------------
+class _Channel:
+    """Framed messages (tag byte, u32 length, payload) over a pipe."""
+
+    HEADER = struct.Struct("<cI")
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.lock = threading.Lock()
+
+    def send(self, tag: bytes, payload: bytes) -> None:
+        data = memoryview(self.HEADER.pack(tag, len(payload)) + payload)
+        with self.lock:
+            while data:
+                data = data[os.write(self.fd, data):]
+
+
+def _read_messages(buf: bytearray):
+    h = _Channel.HEADER
+    while len(buf) >= h.size:
+        tag, n = h.unpack_from(buf)
+        if len(buf) < h.size + n:
+            return
+        payload = bytes(buf[h.size:h.size + n])
+        del buf[:h.size + n]
+        yield tag, payload
+
+
+def _child_setup() -> None:
+    """First thing in a forked child: never touch the parent's objects."""
+    gc.freeze()               # garbage inherited from the parent is never collected here
+    if faulthandler.is_enabled():
+        faulthandler.disable()    # pytest's: it would print a Python traceback on a crash
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # the parent handles ^C and kills us
+    try:
+        import resource
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))   # a crash leaves no core file
+    except (ImportError, ValueError, OSError):
+        pass
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+
+
+def _die_like(result: RunResult) -> None:
+    """End the child the way the program ended: by its signal, or with its
+    exit status."""
+    if result.signal:
+        try:
+            sig = signal.Signals[result.signal]
+            if sig != SIGKILL:
+                signal.signal(sig, signal.SIG_DFL)
+            os.kill(os.getpid(), sig)
+            time.sleep(1)
+        except (KeyError, OSError, ValueError):
+            pass
+    os._exit(result.exit_code & 0xFF)
+
+
+def _rwx_ranges() -> set[tuple[int, int]]:
+    return {(lo, hi) for lo, hi, perms, _ in proc_maps() if perms.startswith("rwx")}
+
+
+def _child_run(chan: _Channel, parent_fault_fd: int, objects, target, entry, args, strategy,
+               base, capacity, page_size, timeout, program_name) -> None:
+    inherited_rwx = _rwx_ranges()       # e.g. unicorn's translation buffers in the parent
+    t0 = time.perf_counter()
+    proc = NativeProcess(target, strategy=strategy, page_size=page_size, base=base,
+                         capacity=capacity, stdout_sink=lambda d: chan.send(b"O", d),
+                         stderr_sink=lambda d: chan.send(b"E", d), channel=chan,
+                         parent_fault_fd=parent_fault_fd, harden=True)
+    proc.on_stage = lambda name: chan.send(b"S", name.encode())
+    proc.link(objects)
+    t_link = time.perf_counter()
+    image = proc.image
+    maps = proc_maps()
+    new_rwx = [f"{lo:#x}-{hi:#x} {p} {n}" for lo, hi, p, n in maps
+               if p.startswith("rwx") and (lo, hi) not in inherited_rwx]
+    spans = [(proc.mem.base, proc.mem.base + proc.mem.capacity)]
+    if proc.mem.strategy.value == "dual-map":
+        spans.append((spans[0][0] + proc.mem.alias_offset, spans[0][1] + proc.mem.alias_offset))
+    in_region = [(lo, hi, p, n) for lo, hi, p, n in maps
+                 if any(lo < b and a < hi for a, b in spans)]
+    chan.send(b"L", pickle.dumps({
+        "symbols": image.symbols, "host_addrs": dict(proc.hostproc.addrs),
+        "stages": [st.render() for st in image.stages.stages],
+        "pid": os.getpid()}))
+    result = proc.run(entry, list(args), program_name=program_name, timeout=timeout)
+    t_run = time.perf_counter()
+    result.stats.update({
+        "backend": "native", "pid": os.getpid(), "strategy": proc.mem.strategy.value,
+        "link_seconds": t_link - t0, "run_seconds": t_run - t_link,
+        "guest_calls": proc.calls_made,
+        "maps_after_link": in_region, "new_rwx_mappings": new_rwx,
+        "hardened_callback_pages": proc.hardened,
+        "regions_after_link": proc.machine.regions(),
+        "callback_addrs": dict(proc.hostproc.addrs),
+    })
+    result.stdout = result.stderr = b""        # already streamed
+    chan.send(b"R", pickle.dumps(result))
+    _die_like(result)
+
+
+def _send_error(chan: _Channel, e: BaseException) -> None:
+    if isinstance(e, KitemuError):
+        try:            # the error itself, attributes and all, when it survives pickling
+            raw = pickle.dumps(e.with_traceback(None))
+            if str(pickle.loads(raw)) == str(e):
+                chan.send(b"X", raw)
+                return
+        except Exception:
+            pass
+        payload = ("kitemu", type(e).__module__, type(e).__qualname__, str(e))
+    else:
+        payload = ("internal", "", "", "".join(traceback.format_exception(e)))
+    chan.send(b"X", pickle.dumps(payload))
+
+
+def _rebuild_error(payload) -> BaseException:
+    kind, module, qualname, text = payload
+    if kind != "kitemu":
+        return RuntimeError(f"the native child failed:\n{text}")
+    try:
+        cls = getattr(sys.modules[module], qualname)
+        if not (isinstance(cls, type) and issubclass(cls, KitemuError)):
+            raise TypeError
+    except (KeyError, AttributeError, TypeError):
+        cls = KitemuError
+    err = cls.__new__(cls)
+    Exception.__init__(err, text)     # whatever cls.__init__ wants, str(err) is the message
+    return err
+
+
+@dataclass
+class _ChildState:
+    stdout: bytearray
+    stderr: bytearray
+    stage: str = "link"
+    result: RunResult | None = None
+    error: BaseException | None = None
+    linked: dict | None = None
+    call_timeout: float = 0.0
+    call_started: float | None = None
+
+
+def run_native(objects, target: str | None = "elf-x64", entry: str = "main", args=(),
+               strategy: str | None = "mprotect", base: int = DEFAULT_BASE,
+               capacity: int = DEFAULT_CAPACITY, timeout: float | None = None, *,
+               page_size: int | None = None, program_name: str = "a.out", stdout_sink=None,
+               trace=None) -> RunResult:
+    """Link ``objects`` (ObjectFiles or paths) and run ``entry(argc, argv)``
+    natively, in a forked child. Same result as ``JitProcess.run``: stdout,
+    stderr, exit code, FaultReport (with the real signal and si_code) for a
+    crash. ``timeout`` bounds each guest call, as in the emulator (a timeout
+    fault, SIGKILL, exit 137); a child that stops answering is killed by the
+    parent. ``stdout_sink(bytes)`` receives output as it is written;
+    ``trace(line)`` the link's J-stages and each run-time stage, as
+    ``runtime.run_files`` does. ``target=None``: the first object's. Bad
+    input raises the same KitemuError as the emulator."""
+    from ..loader import load_object
+    from ..loader.model import ObjectFile
+    if target is not None:
+        check_native(target)
+    objs = [o if isinstance(o, ObjectFile) else load_object(os.fspath(o)) for o in objects]
+    if not objs:
+        raise ConfigError("no input files")
+    target = target or objs[0].target
+    check_native(target)
+    msg_r, msg_w = os.pipe()
+    fault_r, fault_w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:                                              # the child
+        chan = _Channel(msg_w)
+        try:
+            os.close(msg_r)
+            os.close(fault_r)
+            _child_setup()
+            _child_run(chan, fault_w, objs, target, entry, args, strategy, base, capacity,
+                       page_size, timeout, program_name)
+        except BaseException as e:
+            try:
+                _send_error(chan, e)
+            except BaseException:
+                pass
+        finally:
+            os._exit(70)
+    os.close(msg_w)
+    os.close(fault_w)
+    try:
+        st = _ChildState(bytearray(), bytearray())
+        killed = _collect(pid, msg_r, st, stdout_sink, trace)
+        _, status = os.waitpid(pid, 0)
+        pid = None
+        record = _leftover_record(fault_r)
+    finally:
+        os.close(msg_r)
+        os.close(fault_r)
+        if pid is not None:                   # interrupted: leave nothing behind
+            try:
+                os.kill(pid, SIGKILL)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+    return _result(st, status, killed, record, target)
+
+
+def _collect(pid: int, fd: int, st: _ChildState, stdout_sink, trace) -> str | None:
+    """Read the child's messages until it closes the pipe; kill it if a
+    call overruns its time limit by WATCHDOG_GRACE. Returns why it was
+    killed, if it was."""
+    buf = bytearray()
+    killed = None
+    while True:
+        wait = None
+        if st.call_started is not None and st.call_timeout and killed is None:
+            wait = max(0.0, st.call_started + st.call_timeout + WATCHDOG_GRACE - time.monotonic())
+        ready, _, _ = select.select([fd], [], [], wait)
+        if not ready:
+            killed = (f"time limit of {st.call_timeout:g} s reached and the child did not "
+                      "answer: killed by the harness")
+            os.kill(pid, SIGKILL)
+            continue
+        data = os.read(fd, 1 << 16)
+        if not data:
+            return killed
+        buf += data
+        for tag, payload in _read_messages(buf):
+            if tag == b"O":
+                st.stdout += payload
+                if stdout_sink is not None:
+                    stdout_sink(payload)
+            elif tag == b"E":
+                st.stderr += payload
+            elif tag == b"S":
+                st.stage = payload.decode()
+                if trace is not None:
+                    trace(f"J-stage {st.stage}")
+            elif tag == b"C":
+                (st.call_timeout,) = struct.unpack("<d", payload)
+                st.call_started = time.monotonic()
+            elif tag == b"D":
+                st.call_started = None
+            elif tag == b"L":
+                st.linked = pickle.loads(payload)
+                if trace is not None:
+                    for line in st.linked["stages"]:
+                        trace(line)
+            elif tag == b"R":
+                st.result = pickle.loads(payload)
+            elif tag == b"X":
+                err = pickle.loads(payload)
+                st.error = _rebuild_error(err) if isinstance(err, tuple) else err
+
+
+def _leftover_record(fd: int) -> SignalRecord | None:
+    """The handler's copy of a record the child had no time to act on."""
+    rec = None
+    while select.select([fd], [], [], 0)[0]:
+        raw = os.read(fd, _RECORD.size)
+        if not raw:
+            break
+        r = SignalRecord.parse(raw)
+        if r is not None and r.sig != TIMEOUT_SIGNAL:
+            rec = r
+    return rec
+
+
+def _status_text(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal_name(os.WTERMSIG(status))}"
+    return f"exited with status {os.WEXITSTATUS(status)}"
+
+
+def _result(st: _ChildState, status: int, killed: str | None, record: SignalRecord | None,
+            target: str) -> RunResult:
+    if st.error is not None:
+        raise st.error
+    if st.result is not None:
+        r = st.result
+        r.stdout, r.stderr = bytes(st.stdout), bytes(st.stderr)
+        r.stats["child_status"] = _status_text(status)
+        return r
+    out, err = bytes(st.stdout), bytes(st.stderr)
+    stats = {"backend": "native", "child_status": _status_text(status)}
+    if killed is not None:
+        fault = _parent_report(st, target, CpuFault("timeout", None, None, 0, killed),
+                               "SIGKILL", "TIMEOUT")
+        return RunResult(out, err, 128 + SIGKILL, fault, "SIGKILL", killed, stats)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if record is not None and record.sig == sig:
+            # a fault outside guest code (in the harness or a host body)
+            fault = _parent_report(st, target, cpu_fault_from_record(record),
+                                   signal_name(sig), si_code_name(sig, record.code))
+            return RunResult(out, err, fault.exit_code, fault, fault.signal,
+                             fault.render() + " (outside guest code: the native child died)",
+                             stats)
+        name = signal_name(sig)
+        return RunResult(out, err, 128 + sig, None, name,
+                         f"the native child was killed by {name} in J-stage {st.stage}", stats)
+    raise KitemuError(f"the native child {_status_text(status)} without a result "
+                      f"(J-stage {st.stage})")
+
+
+def _parent_report(st: _ChildState, target: str, fault: CpuFault, sig: str,
+                   code: str) -> NativeFaultReport:
+    """A fault report built by the parent from what the child sent before it
+    died (symbols; no relocation records)."""
+    from ..targets import get_target
+    t = get_target(target)
+    linked = st.linked or {}
+    image = SimpleNamespace(symbols=linked.get("symbols", []),
+                            reloc_index=SimpleNamespace(about=lambda addr: None)) \
+        if linked else None
+    proc = SimpleNamespace(arch=t.arch, host=SimpleNamespace(os="linux"), image=image,
+                           machine=SimpleNamespace(hostproc=SimpleNamespace(
+                               addrs=linked.get("host_addrs", {}))),
+                           target=t, stage=st.stage)
+    report = describe_fault(fault, proc)
+    return NativeFaultReport.of(report, signal=sig, si_code=code)
+
+
+# -- running a function in isolation (tests, tools) -------------------------------------------
+class ChildCrashed(KitemuError):
+    """The isolated function's process died by a signal."""
+
+    def __init__(self, sig: int, record: SignalRecord | None = None):
+        self.signal = signal_name(sig)
+        self.record = record
+        where = f" at pc {record.pc:#x}, address {record.addr:#x}" if record else ""
+        super().__init__(f"the isolated child was killed by {self.signal}{where}")
+
+
+def run_isolated(fn, *args, timeout: float = 60.0):
+    """Run ``fn(*args)`` in a forked child and return its (picklable) result,
+    re-raising its exception; a child killed by a signal raises
+    :class:`ChildCrashed`. For code that touches real memory and may crash."""
+    msg_r, msg_w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        chan = _Channel(msg_w)
+        try:
+            os.close(msg_r)
+            _child_setup()
+            value = fn(*args)
+            chan.send(b"R", pickle.dumps(value))
+        except BaseException as e:
+            try:
+                raw = pickle.dumps(e.with_traceback(None))
+                pickle.loads(raw)
+                chan.send(b"X", raw)
+            except BaseException:
+                _send_error(chan, e)
+        finally:
+            os._exit(0)
+    os.close(msg_w)
+    buf = bytearray()
+    messages = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            ready, _, _ = select.select([msg_r], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                os.kill(pid, SIGKILL)
+                os.waitpid(pid, 0)
+                pid = None
+                raise ChildCrashed(SIGKILL)
+            data = os.read(msg_r, 1 << 16)
+            if not data:
+                break
+            buf += data
+            messages += list(_read_messages(buf))
+        _, status = os.waitpid(pid, 0)
+        pid = None
+    finally:
+        os.close(msg_r)
+        if pid is not None:
+            try:
+                os.kill(pid, SIGKILL)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+    for tag, payload in messages:
+        if tag == b"R":
+            return pickle.loads(payload)
+        if tag == b"X":
+            err = pickle.loads(payload)
+            raise _rebuild_error(err) if isinstance(err, tuple) else err
+    if os.WIFSIGNALED(status):
+        raise ChildCrashed(os.WTERMSIG(status))
+    raise KitemuError(f"the isolated child {_status_text(status)} without a result")
