@@ -6,8 +6,11 @@
    hooks installed: host-area code hook, invalid-memory hook, interrupt hook)
    versus the *same linked bytes* copied into a fresh bare unicorn with no
    hook at all. Printed as a ratio (goal <= 1.1x).
-2. Link time per relocation on the largest corpus input (by relocation
+2. Native vs emulated: the same kernel linked by kitemu on real memory
+   (x86-64 Linux hosts) against the emulated run.
+3. Link time per relocation on the largest corpus input (by relocation
    count), per target, against the time to merely read the objects.
+4. ``kitemu parity`` wall time for the whole matrix.
 
 Every figure is measured in this run; ratios are against a reference measured
 in the same run.
@@ -32,6 +35,7 @@ from kitemu.loader import load_object  # noqa: E402
 from kitemu.runtime import SENTINEL, STACK_SIZE, STACK_TOP, JitProcess  # noqa: E402
 
 TARGETS = ["elf-x64", "elf-aarch64", "elf-rv64"]
+KERNELS = ("kernel", "kernel_mem")     # ALU-bound, memory-bound
 
 
 def best_of(fn, repeat: int) -> float:
@@ -73,20 +77,22 @@ def bare_call(uc: Uc, proc: JitProcess, addr: int, arg: int) -> int:
 
 
 def execution_overhead(n: int, repeat: int) -> None:
-    print(f"== execution overhead: kernel({n}) via kitemu vs bare unicorn (best of {repeat})")
-    print(f"{'target':<12} {'kitemu s':>9} {'bare s':>9} {'ratio':>7}")
+    print(f"== execution overhead: kitemu call vs bare unicorn on the same bytes, n={n} "
+          f"(best of {repeat})")
+    print(f"{'target':<12} {'kernel':<11} {'kitemu s':>9} {'bare s':>9} {'ratio':>7}")
     for target in TARGETS:
         path = os.path.join(HERE, "data", "obj", target, "cpu_kernel.o")
-        proc = JitProcess(target)
-        proc.link([load_object(path)])
-        kernel = proc.image.globals["kernel"]
-        expected, fault = proc.call(kernel, [n])
-        assert fault is None, fault
-        uc = bare_unicorn_copy(proc)
-        assert bare_call(uc, proc, kernel, n) == expected, "bare unicorn disagrees"
-        t_kit = best_of(lambda: proc.call(kernel, [n]), repeat)
-        t_bare = best_of(lambda: bare_call(uc, proc, kernel, n), repeat)
-        print(f"{target:<12} {t_kit:9.4f} {t_bare:9.4f} {t_kit / t_bare:6.3f}x")
+        for name in KERNELS:
+            proc = JitProcess(target)
+            proc.link([load_object(path)])
+            fn = proc.image.globals[name]
+            uc = bare_unicorn_copy(proc)          # before any run: same initial state
+            expected, fault = proc.call(fn, [n])
+            assert fault is None, fault
+            assert bare_call(uc, proc, fn, n) == expected, "bare unicorn disagrees"
+            t_kit = best_of(lambda: proc.call(fn, [n]), repeat)
+            t_bare = best_of(lambda: bare_call(uc, proc, fn, n), repeat)
+            print(f"{target:<12} {name:<11} {t_kit:9.4f} {t_bare:9.4f} {t_kit / t_bare:6.3f}x")
 
 
 def link_time(repeat: int) -> None:
@@ -117,6 +123,54 @@ def link_time(repeat: int) -> None:
               f"{t_link * 1e3:8.2f} {t_link / n * 1e6:9.2f} {t_link / t_read:8.2f}x")
 
 
+def _native_kernel_seconds(path: str, name: str, n: int, repeat: int) -> tuple[int, float]:
+    """In a forked child (real memory, real CPU): link, then time name(n)."""
+    from kitemu.backends.native import NativeProcess
+    proc = NativeProcess("elf-x64")
+    proc.link([load_object(path)])
+    fn = proc.image.globals[name]
+    value, fault = proc.call(fn, [n])
+    assert fault is None, fault
+    return value, best_of(lambda: proc.call(fn, [n]), repeat)
+
+
+def native_vs_emulated(n: int, repeat: int) -> None:
+    from kitemu.backends.native import native_host_problem, run_isolated
+    print(f"== native vs emulated on elf-x64, n={n} (best of {repeat})")
+    problem = native_host_problem()
+    if problem:
+        print(f"skipped: {problem}")
+        return
+    path = os.path.join(HERE, "data", "obj", "elf-x64", "cpu_kernel.o")
+    proc = JitProcess("elf-x64")
+    proc.link([load_object(path)])
+    print(f"{'kernel':<12} {'emulated s':>10} {'native s':>9} {'emulated/native':>16}")
+    for name in KERNELS:
+        fn = proc.image.globals[name]
+        t_emu = best_of(lambda: proc.call(fn, [n]), repeat)
+        # the memory kernel keeps state in its table: compare fresh runs
+        value, t_nat = run_isolated(_native_kernel_seconds, path, name, n, repeat)
+        fresh = JitProcess("elf-x64")
+        fresh.link([load_object(path)])
+        assert value == fresh.call(fresh.image.globals[name], [n])[0], \
+            f"native and emulated {name} disagree"
+        print(f"{name:<12} {t_emu:10.4f} {t_nat:9.4f} {t_emu / t_nat:15.2f}x")
+
+
+def parity_wall_time(jobs: int) -> None:
+    import subprocess
+    print(f"== kitemu parity, whole matrix, -j {jobs}")
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "kitemu.cli", "parity", "-q", "-j", str(jobs)],
+                       capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    summary = [line for line in r.stdout.splitlines() if line.startswith("kitemu parity:")
+               or " passed, " in line]
+    for line in summary:
+        print(line)
+    print(f"wall time {dt:.1f} s (exit {r.returncode})")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
@@ -125,7 +179,11 @@ def main() -> int:
     repeat = 2 if ns.quick else 5
     execution_overhead(n, repeat)
     print()
+    native_vs_emulated(n, repeat)
+    print()
     link_time(repeat)
+    print()
+    parity_wall_time(2)
     return 0
 
 
