@@ -445,9 +445,21 @@ def native_check_case(gcc: str, case: dict, opt: str, tmp: Path) -> str | None:
     success or a report of the mismatch."""
     exe = tmp / f"{case['name']}{opt}"
     srcs = [s.resolve().relative_to(ROOT).as_posix() for s in case["sources"]]
+    entry_flags = []
+    if case["entry"] != "main":
+        # kitemu calls ENTRY(argc, argv) directly; natively, the C runtime
+        # calls main: rename the case's own main away and give the program
+        # a main that calls the entry, so the native run is the same call
+        wrapper = tmp / f"{case['name']}{opt}-entry.c"
+        wrapper.write_text("#undef main\n"
+                           f"int {case['entry']}(int, char **);\n"
+                           f"int main(int argc, char **argv) "
+                           f"{{ return {case['entry']}(argc, argv); }}\n")
+        srcs = [*srcs, str(wrapper)]
+        entry_flags = ["-Dmain=corpus_case_main"]
     argv = [gcc, opt, "-ffp-contract=off", "-fno-common", "-Wall", "-Wextra",
             "-Wno-format-truncation",  # printf_fmt truncates on purpose
-            "-Ikitemu/include", "-o", str(exe), *srcs]
+            "-Ikitemu/include", *entry_flags, "-o", str(exe), *srcs]
     proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     label = f"{case['name']} (gcc {opt})"
     if proc.returncode != 0:

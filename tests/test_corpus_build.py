@@ -56,7 +56,7 @@ def test_case_layout(case_dir: Path):
     assert isinstance(meta["exit"], int) and 0 <= meta["exit"] <= 255
     assert isinstance(meta["args"], list)
     assert all(isinstance(a, str) for a in meta["args"])
-    assert meta["entry"] == "main"
+    assert isinstance(meta["entry"], str) and meta["entry"].isidentifier()
     assert isinstance(meta["description"], str) and meta["description"]
     assert isinstance(meta["features"], list) and meta["features"]
     assert all(isinstance(x, str) and x for x in meta["features"])
