@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from .errors import ConfigError, ObjectFormatError
+from .errors import ConfigError
 from .targets import Target, get_target
 
 DEFAULT_TARGET = "elf-x64"
@@ -29,14 +29,6 @@ def is_c_input(path: str) -> bool:
     return path == "-" or path.endswith(".c")
 
 
-def _read(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise ObjectFormatError(path, f"cannot read: {e.strerror}") from None
-
-
 def gather(paths: list[str], target: str | None = None, opt: str = "-O2",
            cflags: list[str] | None = None, stdin: bytes | None = None) -> Inputs:
     """Load every input; compile the C ones for the target, which is
@@ -44,6 +36,7 @@ def gather(paths: list[str], target: str | None = None, opt: str = "-O2",
     from .cc import compile_c
     from .loader import load_object
     from .loader.archive import is_archive, read_archive
+    from .loader.guard import read_input
 
     if not paths:
         raise ConfigError("no input files")
@@ -54,7 +47,7 @@ def gather(paths: list[str], target: str | None = None, opt: str = "-O2",
         if is_c_input(p):
             loaded.append(("c", p))
             continue
-        data = _read(p)
+        data = read_input(p)
         if is_archive(data):
             loaded.append(("archive", read_archive(p, data)))
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import ObjectFormatError
 from .archive import Archive, is_archive, read_archive
 from .elf import is_elf, read_elf
+from .guard import read_input
 from .macho import is_macho, macho_refusal, read_macho
 from .model import ObjectFile
 
@@ -14,11 +15,7 @@ def load_object(path: str, data: bytes | None = None) -> ObjectFile:
     64-bit little-endian Mach-O (MH_MAGIC_64, ``0xfeedfacf``). 32-bit,
     big-endian and universal (fat) Mach-O files are refused by name."""
     if data is None:
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise ObjectFormatError(path, f"cannot read: {e.strerror}") from None
+        data = read_input(path)
     if is_elf(data):
         return read_elf(path, data)
     if is_macho(data):
@@ -43,13 +40,12 @@ def load_inputs(paths: list[str], load=None) -> tuple[list[ObjectFile], list[Arc
     archives: list[Archive] = []
     for path in paths:
         try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            if load is not None:
-                objects.append(load(path))
-                continue
-            raise ObjectFormatError(path, f"cannot read: {e.strerror}") from None
+            data = read_input(path)
+        except ObjectFormatError:
+            if load is None:
+                raise
+            objects.append(load(path))
+            continue
         if is_archive(data):
             archives.append(read_archive(path, data))
         else:

@@ -52,9 +52,10 @@ import re
 import struct
 from dataclasses import dataclass, field
 
-from ..errors import KitemuError, ObjectFormatError
+from ..errors import ObjectFormatError
 from .elf import is_elf
 from .macho import is_macho, macho_refusal
+from .guard import parse_guarded, read_input
 from .model import Binding, ObjectFile
 
 AR_MAGIC = b"!<arch>\n"
@@ -124,19 +125,10 @@ class Archive:
 def read_archive(path: str, data: bytes | None = None) -> Archive:
     """Read a static archive: its members and its symbol index."""
     if data is None:
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise ObjectFormatError(path, f"cannot read: {e.strerror}") from None
-    try:
-        return _Reader(path, data).read()
-    except KitemuError:
-        raise
-    except (struct.error, ValueError, IndexError, KeyError, UnicodeError) as e:
-        # every check is explicit; this is a guard so that no input can end
-        # in a traceback
-        raise ObjectFormatError(path, f"corrupt archive ({type(e).__name__}: {e})") from None
+        data = read_input(path)
+    # every check is explicit; the guard only makes sure no input ends in a
+    # traceback
+    return parse_guarded(path, "corrupt archive", lambda: _Reader(path, data).read())
 
 
 def _is_object(data: bytes) -> bool:

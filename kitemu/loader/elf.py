@@ -16,8 +16,9 @@ import struct
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-from ..errors import KitemuError, ObjectFormatError, UnsupportedRelocation
+from ..errors import ObjectFormatError, UnsupportedRelocation
 from ..targets import ELF_MACHINE_TO_TARGET, get_target
+from .guard import parse_guarded, read_input
 from .model import (Binding, ObjectFile, Relocation, Section, SectionKind,
                     Symbol, SymbolPlace, SymbolType)
 
@@ -41,19 +42,9 @@ def is_elf(data: bytes) -> bool:
 def read_elf(path: str, data: bytes | None = None) -> ObjectFile:
     """Read one ELF relocatable object."""
     if data is None:
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise ObjectFormatError(path, f"cannot read: {e.strerror}") from None
-    try:
-        return _Reader(path, data).read()
-    except KitemuError:
-        raise
-    except (ELFError, struct.error, ValueError, IndexError, KeyError, TypeError,
-            AttributeError, UnicodeDecodeError, AssertionError, OverflowError,
-            MemoryError) as e:
-        raise ObjectFormatError(path, f"truncated or corrupt ELF object ({type(e).__name__}: {e})") from None
+        data = read_input(path)
+    return parse_guarded(path, "truncated or corrupt ELF object",
+                         lambda: _Reader(path, data).read(), (ELFError,))
 
 
 class _Reader:

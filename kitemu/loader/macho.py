@@ -119,9 +119,10 @@ from __future__ import annotations
 import os
 import struct
 
-from ..errors import KitemuError, ObjectFormatError, UnsupportedRelocation
+from ..errors import ObjectFormatError, UnsupportedRelocation
 from ..targets import MACHO_CPU_TO_TARGET, get_target
 from ..targets.base import Formula, sign_extend
+from .guard import parse_guarded, read_input
 from .model import (Binding, ObjectFile, Relocation, Section, SectionKind,
                     Symbol, SymbolPlace, SymbolType)
 
@@ -233,19 +234,9 @@ def macho_refusal(data: bytes) -> str | None:
 def read_macho(path: str, data: bytes | None = None) -> ObjectFile:
     """Read one Mach-O relocatable object."""
     if data is None:
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise ObjectFormatError(path, f"cannot read: {e.strerror}") from None
-    try:
-        return _Reader(path, data).read()
-    except KitemuError:
-        raise
-    except (struct.error, ValueError, IndexError, KeyError, TypeError, AttributeError,
-            UnicodeDecodeError, OverflowError, AssertionError) as e:
-        raise ObjectFormatError(path, f"truncated or corrupt Mach-O object "
-                                      f"({type(e).__name__}: {e})") from None
+        data = read_input(path)
+    return parse_guarded(path, "truncated or corrupt Mach-O object",
+                         lambda: _Reader(path, data).read())
 
 
 class _Raw:
