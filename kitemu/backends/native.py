@@ -65,7 +65,7 @@ from types import SimpleNamespace
 from ..errors import ConfigError, ExecMemError, KitemuError, WXViolation
 from ..execmem import RW, Perm
 from ..faults import SIGNALS, FaultReport, describe_fault
-from ..hostlib import REGISTRY, GuestExit, Heap, HostProcess
+from ..hostlib import GuestExit, HostProcess
 from ..hostlib.callconv import bits_to_double
 from ..runtime import (DEFAULT_BASE, DEFAULT_CAPACITY, HEAP_BASE, HEAP_LIMIT, STACK_SIZE,
                        STACK_TOP, JitProcess, RunResult)
@@ -655,27 +655,13 @@ class NativeHostProcess(HostProcess):
 
     def __init__(self, machine: NativeMachine, target, heap_base: int, heap_limit: int,
                  names: list[str] | None = None, stdout_sink=None, stderr_sink=None):
-        # deliberately not HostProcess.__init__: no host area, no hook
-        self.m = machine
-        self.target = target
-        self.arch = target.arch
-        self.cc = target.callconv
+        # the shared state, but no hooked host area: callbacks instead
+        self._init_state(machine, target, heap_base, heap_limit, names, stdout_sink, stderr_sink)
         if self.cc.vararg_rule is not VarargRule.LIKE_NAMED:
             raise ConfigError(f"{target.name}: the native backend reads variadic arguments "
                               "the SysV x86-64 way only")
-        self.stdout = bytearray()
-        self.stderr = bytearray()
-        self.stdout_sink = stdout_sink
-        self.stderr_sink = stderr_sink
-        self.heap = Heap(machine, heap_base, heap_limit)
-        self.exit: GuestExit | None = None
-        self.fault: CpuFault | None = None
-        self.atexit: list[tuple[int, int]] = []
-        self.program_name = "a.out"
-        self.calls = 0
         #: the NativeProcess that owns the worker threads (set by it)
         self.controller = None
-        self.functions = [REGISTRY[n] for n in (names or sorted(REGISTRY))]
         #: every callback object stays referenced as long as this process lives
         self.callbacks: list = []
         self.addrs: dict[str, int] = {}
@@ -688,11 +674,6 @@ class NativeHostProcess(HostProcess):
             self.by_addr[addr] = f
         self.base = min(self.by_addr)
         self.end = max(self.by_addr) + 16
-
-    def write_stderr(self, data: bytes) -> None:
-        self.stderr += data
-        if self.stderr_sink is not None:
-            self.stderr_sink(data)
 
     def _wrap(self, fn):
         body, returns, name = fn.body, fn.returns, fn.name

@@ -108,22 +108,8 @@ class HostProcess:
 
     def __init__(self, machine, target, host_base: int, heap_base: int, heap_limit: int,
                  names: list[str] | None = None, stdout_sink=None):
-        self.m = machine
-        self.target = target
-        self.arch = arch = target.arch
-        self.cc = target.callconv
-        self.stdout = bytearray()
-        self.stderr = bytearray()
-        self.stdout_sink = stdout_sink
-        self.heap = Heap(machine, heap_base, heap_limit)
-        self.exit: GuestExit | None = None
-        #: a fault inside a host function (bad pointer argument), if any
-        self.fault: CpuFault | None = None
-        #: (function, argument) registered by atexit/__cxa_atexit, in order
-        self.atexit: list[tuple[int, int]] = []
-        self.program_name = "a.out"
-        self.calls = 0
-        self.functions = [REGISTRY[n] for n in (names or sorted(REGISTRY))]
+        self._init_state(machine, target, heap_base, heap_limit, names, stdout_sink)
+        arch = self.arch
         self.base = host_base
         #: symbol name on this target (``_printf`` on Mach-O) -> address
         self.addrs = {target.symbol(f.name): host_base + HOST_SLOT * i
@@ -139,6 +125,28 @@ class HostProcess:
         machine.hook_range(host_base, host_base + size, self._dispatch)
         self.end = host_base + size
 
+    def _init_state(self, machine, target, heap_base: int, heap_limit: int,
+                    names: list[str] | None, stdout_sink, stderr_sink=None) -> None:
+        """The state every backend's host side has (the emulated one adds a
+        hooked host area, the native one ctypes callbacks)."""
+        self.m = machine
+        self.target = target
+        self.arch = target.arch
+        self.cc = target.callconv
+        self.stdout = bytearray()
+        self.stderr = bytearray()
+        self.stdout_sink = stdout_sink
+        self.stderr_sink = stderr_sink
+        self.heap = Heap(machine, heap_base, heap_limit)
+        self.exit: GuestExit | None = None
+        #: a fault inside a host function (bad pointer argument), if any
+        self.fault: CpuFault | None = None
+        #: (function, argument) registered by atexit/__cxa_atexit, in order
+        self.atexit: list[tuple[int, int]] = []
+        self.program_name = "a.out"
+        self.calls = 0
+        self.functions = [REGISTRY[n] for n in (names or sorted(REGISTRY))]
+
     # -- output -----------------------------------------------------------
     def write_stdout(self, data: bytes) -> None:
         self.stdout += data
@@ -147,6 +155,8 @@ class HostProcess:
 
     def write_stderr(self, data: bytes) -> None:
         self.stderr += data
+        if self.stderr_sink is not None:
+            self.stderr_sink(data)
 
     # -- guest memory helpers ----------------------------------------------
     def cstr(self, addr: int) -> bytes:
