@@ -43,7 +43,7 @@ def cmd_run(ns) -> int:
     if result.stderr:
         sys.stderr.buffer.write(result.stderr)
     if result.fault is not None:
-        sys.stderr.write(f"kitemu: program crashed. {result.fault.render()}\n")
+        sys.stderr.write(f"kitemu: program crashed. {result.fault.render(verbose=True)}\n")
     elif result.signal:
         sys.stderr.write(f"kitemu: program terminated by {result.signal}: {result.message}\n")
     return result.exit_code
@@ -64,6 +64,11 @@ def cmd_corpus(ns) -> int:
 def cmd_parity(ns) -> int:
     from .harness.parity import main as parity_main
     return parity_main(ns)
+
+
+def cmd_repro(ns) -> int:
+    from .repro.cli import main as repro_main
+    return repro_main(ns)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--corpus-dir", default=None, help="corpus directory (default: ./corpus)")
     pa.add_argument("-q", "--quiet", action="store_true", help="do not list skipped combinations")
     pa.set_defaults(func=cmd_parity)
+
+    from .repro.cli import add_arguments as add_repro_arguments
+    rp = sub.add_parser("repro", help="reproduce a crash under every host model x exec-memory "
+                        "strategy; --minimize reduces its inputs")
+    add_repro_arguments(rp)
+    rp.set_defaults(func=cmd_repro)
+
     return p
 
 

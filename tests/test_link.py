@@ -208,3 +208,22 @@ def test_huge_bss_is_a_capacity_error_before_any_allocation():
     with pytest.raises(ExecMemError, match=r"out of capacity: the link needs 0x"):
         proc.link([b.build()])
     assert proc.mem.used == 0
+
+
+def test_unreferenced_global_ifunc_gets_its_stub_and_resolver_runs():
+    """A global IFUNC nobody references still has a public address (its
+    canonical stub) and its resolver runs at link time."""
+    b = ObjBuilder("elf-x64", "ifunc.o")
+    impl = mov_eax(77) + RET
+    # resolver: lea rax, [rip + impl]; ret
+    resolver = LEA_RAX_RIP + RET
+    t = b.section(".text", SectionKind.TEXT, impl + resolver)
+    b.symbol("impl", t, 0, binding=Binding.LOCAL)
+    b.symbol("resolver", t, len(impl), binding=Binding.LOCAL)
+    b.symbol("pick", t, len(impl), type=SymbolType.IFUNC)
+    b.reloc(t, len(impl) + 3, "R_X86_64_PC32", "impl", -4)
+    proc = JitProcess("elf-x64")
+    img = proc.link([b.build()])
+    assert [name for name, _, _ in img.ifuncs] == ["pick"]
+    value, fault = proc.call(img.globals["pick"], [])
+    assert fault is None and value & 0xFFFFFFFF == 77

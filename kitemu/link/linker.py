@@ -30,7 +30,7 @@ from ..errors import ExecMemError, FixupRangeError, LinkError, RelocationError
 from ..execmem import RO, ExecMem
 from ..loader.model import ObjectFile, Section, SectionKind
 from ..targets import Target as TargetDesc
-from ..targets.base import Formula, RelocSpec
+from ..targets.base import BitFieldDataFixup, Formula, RelocSpec, WrappingDataFixup
 from .records import RelocIndex, RelocRecord, StageLog
 from .symbols import (AbsTarget, CommonTarget, HostTarget, IfuncTarget, LinkerTarget,
                       SectionTarget, SymbolTable, Target)
@@ -59,6 +59,43 @@ def _array_priority(sec: Section) -> int:
         return 0
     suffix = sec.name.rsplit(".", 1)[-1]
     return int(suffix) if suffix.isdigit() else 65536
+
+
+def _in_place(rel) -> bool:
+    """RISC-V ADD/SUB/SET: read-modify-write data words that compose at one
+    place (a label difference is an ADD and a SUB on the same word)."""
+    return isinstance(rel.spec.fixup, (WrappingDataFixup, BitFieldDataFixup))
+
+
+def check_fields(obj: ObjectFile, sec: Section) -> None:
+    """Every relocation patches bytes inside its section, and no two patch
+    overlapping bytes, except in-place pairs of one size at one place
+    (RISC-V ADD/SUB/SET; NONE, RELAX and ALIGN patch nothing). The readers
+    check the bounds of what they read; objects built in memory reach the
+    linker unchecked, and a fixup past the end would write into the next
+    section (or grow the segment buffer)."""
+    spans = []
+    for rel in sec.relocations:
+        size = rel.spec.fixup.size if rel.spec.fixup is not None else 0
+        if not size:
+            continue
+        if rel.offset < 0 or rel.offset + size > sec.size:
+            raise RelocationError(f"{obj.describe_reloc(sec, rel)}: patches bytes "
+                                  f"{rel.offset:#x}..{rel.offset + size:#x} outside the section "
+                                  f"({sec.size:#x} bytes)")
+        spans.append((rel.offset, size, rel))
+    spans.sort(key=lambda s: s[0])
+    far_end, holder = -1, None
+    for off, size, rel in spans:
+        if off < far_end and not (_in_place(holder) and _in_place(rel) and off == holder.offset
+                                  and size == holder.spec.fixup.size):
+            raise RelocationError(
+                f"{obj.describe_reloc(sec, holder)}: its bytes {holder.offset:#x}.."
+                f"{holder.offset + holder.spec.fixup.size:#x} overlap those of relocation "
+                f"#{rel.index} {rel.name} at offset {rel.offset:#x} ({off:#x}..{off + size:#x}); "
+                "only RISC-V ADD/SUB/SET of one size may share a place")
+        if off + size > far_end:
+            far_end, holder = off + size, rel
 
 
 def align_up(n: int, a: int) -> int:
@@ -181,12 +218,17 @@ class _Plan:
                     if sec.kind is SectionKind.BSS and sec.relocations:
                         raise LinkError(f"{obj.path}: section {sec.name}: relocations against "
                                         "a section with no contents (NOBITS)")
+                    check_fields(obj, sec)
                     self.placed.append((oi, sec))
+        # every defined global IFUNC gets its canonical stub, referenced or
+        # not: its public address is the stub, and its resolver must run
+        self.stub_targets: dict[Target | None, None] = {
+            d.target: None for d in self.symtab.globals.values()
+            if isinstance(d.target, IfuncTarget)}
         # resolve each relocation's target once
         self.reloc_targets: dict[tuple[int, int, int], Target | None] = {}
         self.subtrahends: dict[tuple[int, int, int], Target | None] = {}
         self.got_targets: dict[Target | None, None] = {}
-        self.stub_targets: dict[Target | None, None] = {}
         for oi, sec in self.placed:
             for rel in sec.relocations:
                 spec = rel.spec
@@ -260,8 +302,10 @@ class _Plan:
         for name in ("code", "rodata", "data"):
             seg = self.segments[name]
             seg.size = seg_size[name]
+            # an empty segment still gets an address: symbols in its empty
+            # sections must point into the image, not at address 0
+            seg.addr = addr
             if seg.size:
-                seg.addr = addr
                 addr += self.mem.round_up(seg.size)
         self.end = addr
         self.first_addr = start
@@ -328,6 +372,7 @@ class _Plan:
             self._write_word(cell, self.address_of(t), ptr)
 
         far: set = set()
+        error: RelocationError | None = None
         applied = 0
         records: list[RelocRecord] = []
         kind_counts: dict[str, int] = {}
@@ -367,11 +412,18 @@ class _Plan:
                 try:
                     spec.fixup.encode(seg.buf, base_off + rel.offset, value)
                 except FixupRangeError as e:
-                    raise RelocationError(f"{obj.describe_reloc(sec, rel)}: cannot be applied: "
-                                          f"{e.detail} (value {value:#x}, place {P:#x})") from None
+                    # final only if this layout is: islands added for this pass's far
+                    # branches move code, and with it this value
+                    if error is None:
+                        error = RelocationError(f"{obj.describe_reloc(sec, rel)}: cannot be "
+                                                f"applied: {e.detail} (value {value:#x}, place "
+                                                f"{P:#x})")
+                    continue
                 applied += 1
                 kind_counts[spec.fixup.name] = kind_counts.get(spec.fixup.name, 0) + 1
                 records.append(self._record(len(records), obj, oi, sec, rel, value, P, via))
+        if error is not None and not far:
+            raise error
         self.applied = applied
         self.records = records
         self.kind_counts = kind_counts
@@ -554,6 +606,6 @@ class _Plan:
         for sym in obj.symbols:
             if sym.section == t.section and sym.value == t.offset and sym.name \
                     and sym.type.value not in ("section", "file") \
-                    and not sym.name.startswith(("$", ".L")):  # mapping symbols ($x, $d), asm labels
+                    and not sym.name.startswith(("$", ".L", "ltmp")):  # mapping symbols ($x, $d), asm labels
                 return sym.name
         return f"{obj.sections[t.section].name}+{t.offset:#x}"
