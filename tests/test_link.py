@@ -227,3 +227,39 @@ def test_unreferenced_global_ifunc_gets_its_stub_and_resolver_runs():
     assert [name for name, _, _ in img.ifuncs] == ["pick"]
     value, fault = proc.call(img.globals["pick"], [])
     assert fault is None and value & 0xFFFFFFFF == 77
+
+
+def test_overlapping_fixups_are_refused():
+    b = ObjBuilder("elf-x64", "overlap.o")
+    t = b.section(".text", SectionKind.TEXT, mov_eax(0) + RET)
+    d = b.section(".data", SectionKind.DATA, bytes(16), align=8)
+    b.symbol("main", t, 0)
+    b.symbol("x", d, 0, type=SymbolType.OBJECT)
+    b.reloc(d, 0, "R_X86_64_64", "x")
+    b.reloc(d, 4, "R_X86_64_32", "x")
+    with pytest.raises(RelocationError, match=r"overlap.o: section .data: relocation #0 R_X86_64_64 "
+                                              r".*overlap those of relocation #1 R_X86_64_32"):
+        JitProcess("elf-x64").link([b.build()])
+
+
+def test_fixup_outside_its_section_is_refused():
+    b = ObjBuilder("elf-x64", "past.o")
+    d = b.section(".data", SectionKind.DATA, bytes(8), align=8)
+    b.symbol("x", d, 0, type=SymbolType.OBJECT)
+    b.reloc(d, 4, "R_X86_64_64", "x")
+    with pytest.raises(RelocationError, match=r"past.o: section .data: relocation #0 .* outside the section"):
+        JitProcess("elf-x64").link([b.build()])
+
+
+def test_riscv_add_sub_pair_at_one_place_is_allowed():
+    b = ObjBuilder("elf-rv64", "diff.o")
+    t = b.section(".text", SectionKind.TEXT, bytes(16), align=4)
+    d = b.section(".rodata", SectionKind.RODATA, bytes(4), align=4)
+    b.symbol("a", t, 12, type=SymbolType.NOTYPE)
+    b.symbol("b", t, 4, type=SymbolType.NOTYPE)
+    b.reloc(d, 0, "R_RISCV_ADD32", "a")
+    b.reloc(d, 0, "R_RISCV_SUB32", "b")
+    proc = JitProcess("elf-rv64")
+    img = proc.link([b.build()])
+    ro = next(s for s in img.segments if s.name == "rodata")
+    assert int.from_bytes(proc.machine.read(ro.addr, 4), "little") == 8   # a - b
