@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="target (default: from the first input's machine)")
     r.add_argument("-e", "--entry", default="main", help="entry symbol (default main)")
     r.add_argument("--strategy", default=None,
-                   help="exec-memory strategy: mprotect | dual-map (default: the host OS's usual one)")
+                   help="exec-memory strategy: mprotect | dual-map | jit-toggle | virtualprotect (default: the host OS's usual one)")
     r.add_argument("--page-size", type=_int, default=None, help="host page size (default per target)")
     r.add_argument("--base", type=_int, default=0x1000_0000, help="image region base address")
     r.add_argument("--backend", default="emulated", choices=["emulated", "native", "aot"],
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--targets", default=None, help="comma-separated targets (default all)")
     c.add_argument("--cases", default=None, help="comma-separated case names (default all)")
     c.add_argument("--variants", default=None, help="comma-separated build variants (default all)")
-    c.add_argument("--strategies", default="mprotect,dual-map,jit-toggle", help="exec-memory strategies")
+    c.add_argument("--strategies", default="mprotect,dual-map,jit-toggle,virtualprotect", help="exec-memory strategies")
     c.add_argument("--corpus-dir", default=None, help="corpus directory (default: ./corpus)")
     c.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
     c.set_defaults(func=cmd_corpus)

@@ -10,7 +10,7 @@ from kitemu.runtime import JitProcess
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(REPO, "corpus")
 ELF_TARGETS = ["elf-x64", "elf-aarch64", "elf-rv64"]
-STRATEGIES = ["mprotect", "dual-map", "jit-toggle"]
+STRATEGIES = ["mprotect", "dual-map", "jit-toggle", "virtualprotect"]
 
 
 def corpus_objects(case: str, target: str, variant: str = "O2") -> list[str]:

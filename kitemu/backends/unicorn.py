@@ -122,6 +122,9 @@ class UnicornMachine:
         # unicorn keeps executing blocks it translated while the page was
         # executable: drop them, so losing X takes effect at once
         self.uc.ctl_remove_cache(addr, addr + size)
+        # and its TLB keeps letting reads through on a page that lost read
+        # permission (found by the exec-memory audit): flush it too
+        self.uc.ctl(unicorn.UC_CTL_TLB_FLUSH, unicorn.UC_CTL_IO_WRITE)
 
     def unmap(self, addr: int, size: int) -> None:
         self.uc.mem_unmap(addr, size)
@@ -211,6 +214,9 @@ class UnicornMachine:
         try:
             self.uc.emu_start(begin, until, timeout=timeout_us)
         except UcError as e:
+            # a fault on a no-access page leaves a TLB entry that lets the
+            # next read through (unicorn 2.1.4): start clean next time
+            self.uc.ctl(unicorn.UC_CTL_TLB_FLUSH, unicorn.UC_CTL_IO_WRITE)
             pc = self.uc.reg_read(pc_reg)
             if self._last_invalid:
                 access, kind, address = self._last_invalid
