@@ -4,6 +4,7 @@
                INPUT(.o .a .c -)... [-- ARGS...]
     kitemu targets
     kitemu corpus [--targets T,...] [--cases C,...] [--variants V,...] [--strategies S,...]
+    kitemu fuzz [--target T ...] [--examples N | --seconds S] [--shard I/N] [--replay FILE] ...
 
 Errors in the inputs print one ``kitemu: error: ...`` line and exit 2; a
 program that crashes exits 128+signal after a one-paragraph report on stderr.
@@ -64,6 +65,11 @@ def cmd_corpus(ns) -> int:
 def cmd_parity(ns) -> int:
     from .harness.parity import main as parity_main
     return parity_main(ns)
+
+
+def cmd_fuzz(ns) -> int:
+    from .fuzz.cli import main as fuzz_main
+    return fuzz_main(ns)
 
 
 def cmd_repro(ns) -> int:
@@ -133,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_repro_arguments(rp)
     rp.set_defaults(func=cmd_repro)
 
+    from .fuzz.cli import add_arguments as add_fuzz_arguments
+    fz = sub.add_parser("fuzz", help="fuzz relocation records: generated relocation cases checked "
+                        "against the psABI formulas and ld.lld")
+    add_fuzz_arguments(fz)
+    fz.set_defaults(func=cmd_fuzz)
     return p
 
 
