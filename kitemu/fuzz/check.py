@@ -57,7 +57,7 @@ from ..errors import KitemuError, LinkError, ObjectFormatError, RelocationError
 from ..link.symbols import HostTarget
 from ..targets import get_target
 from . import oracle as O
-from .linking import host_addrs, probe_layout, region
+from .linking import host_addrs, region
 from .model import CaseReloc, CaseSection, RelocCase, catalogue
 from .stubs import indirect_cell
 

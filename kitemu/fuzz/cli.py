@@ -78,6 +78,9 @@ def main(ns) -> int:
             print(f"  FAIL {f}", file=out)
         return 1
     spec = parse_shard(ns.shard)
+    if ns.mutate:
+        from .mutate import parse as parse_mutation
+        parse_mutation(ns.mutate)           # a bad FIXUP[:MODE] is a usage error, up front
     if ns.examples is not None and ns.examples < 1:
         raise ConfigError("--examples must be at least 1")
     if ns.seconds is not None and ns.seconds <= 0:

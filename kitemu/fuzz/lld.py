@@ -74,7 +74,10 @@ THUNK = ("lld treats R_AARCH64_PLT32 (like CALL26/JUMP26) as a branch that may n
 KNOWN_REFUSALS = {
     "range extension thunk": THUNK,
     "file range overlaps": THUNK + " (the thunk grew the output section past its neighbour)",
+    "unable to place section": THUNK + " (the thunk grew the output section past its neighbour)",
 }
+#: the kinds lld may add a thunk for: a refusal above is only excused with one of them
+THUNKED = {"R_AARCH64_PLT32", "R_AARCH64_CALL26", "R_AARCH64_JUMP26"}
 #: patches nothing: nothing to compare
 NOTHING = {"R_X86_64_NONE", "R_AARCH64_NONE", "R_RISCV_NONE", "R_RISCV_RELAX", "R_RISCV_ALIGN"}
 
@@ -215,7 +218,7 @@ def lld_compare(case: RelocCase, image, read, lld: str | None = None) -> LldResu
                 res.skip_reasons["lld"] = res.reason
                 return res
             for pattern, why in KNOWN_REFUSALS.items():
-                if pattern in res.reason:
+                if pattern in res.reason and case.kinds() & THUNKED:
                     res.status = "skipped"
                     res.skip_reasons["lld"] = why
                     return res

@@ -40,8 +40,6 @@ of the target):
 
 from __future__ import annotations
 
-import dataclasses
-
 from hypothesis import strategies as st
 
 from ..errors import ConfigError
@@ -49,7 +47,7 @@ from ..execmem import parse_strategy
 from ..runtime import check_region
 from ..targets import get_target
 from . import oracle as O
-from .isa import OTHER, TARGET, Site, SiteReloc, shapes
+from .isa import OTHER, TARGET, Site, shapes
 from .linking import probe_layout
 from .model import (CaseObject, CaseReloc, CaseSection, CaseSymbol, RelocCase, catalogue,
                     null_symbol)
@@ -185,7 +183,6 @@ def _reloc_case(draw, target: str, kinds, bad: int, extras: int) -> RelocCase:
     r = O.rule(target, ctrl.label)
     formula = r.formula
     base = draw(bases(target))
-    c = _Case(target)
 
     placements = list(PLACEMENTS)
     if formula in (O.ADD, O.SUB, O.SET) or r.formula == O.NONE:
@@ -233,7 +230,6 @@ def _reloc_case(draw, target: str, kinds, bad: int, extras: int) -> RelocCase:
             extra_sites.append(shp)
 
     site_obj_first = not _chance(draw, 30)
-    objs_order = []
     site_obj = CaseObject("site.o", [], [null_symbol()])
     tgt_obj = CaseObject("target.o", [], [null_symbol()])
     body = _filler(target, pre, pattern) + bytes(code) + _filler(target, post, pattern)
