@@ -16,7 +16,6 @@ the reduced reproducer is written. Bad input: 2, as every kitemu command.
 from __future__ import annotations
 
 import json
-import sys
 
 
 def add_arguments(p) -> None:
