@@ -17,15 +17,16 @@ objects are byte-for-byte reproducible. See README.md.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent
 SRC = DATA / "src"
 OBJ = DATA / "obj"
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from asmbuild import AsmTree, tool  # noqa: E402  (shared with the other asm build script)
 
 #: source directory -> llvm-mc arguments (besides -filetype=obj, input, output)
 TARGETS: dict[str, list[str]] = {
@@ -34,56 +35,8 @@ TARGETS: dict[str, list[str]] = {
 }
 
 
-def tool(env: str, default: str) -> str:
-    return os.environ.get(env, default)
-
-
-def sources(target: str) -> list[Path]:
-    return sorted((SRC / target).glob("*.s"))
-
-
-def assemble(target: str, src: Path, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [tool("LLVM_MC", "llvm-mc"), *TARGETS[target], "-filetype=obj",
-           os.path.relpath(src, DATA), "-o", os.path.relpath(out, DATA)]
-    proc = subprocess.run(cmd, cwd=DATA, capture_output=True, text=True)
-    if proc.returncode != 0 or proc.stderr.strip():
-        sys.stderr.write(f"$ {' '.join(cmd)}\n{proc.stderr}")
-        raise SystemExit(f"llvm-mc failed (or warned) on {src.relative_to(DATA)}")
-
-
-def build(dest: Path) -> list[Path]:
-    built = []
-    for target in TARGETS:
-        srcs = sources(target)
-        if not srcs:
-            raise SystemExit(f"no sources in {SRC / target}")
-        for src in srcs:
-            out = dest / target / (src.stem + ".o")
-            assemble(target, src, out)
-            built.append(out)
-    return built
-
-
-def check() -> int:
-    bad = 0
-    with tempfile.TemporaryDirectory(dir=DATA) as tmp:
-        for out in build(Path(tmp)):
-            rel = out.relative_to(tmp)
-            committed = OBJ / rel
-            if not committed.exists():
-                print(f"missing: obj/{rel}")
-                bad += 1
-            elif committed.read_bytes() != out.read_bytes():
-                print(f"differs: obj/{rel}")
-                bad += 1
-        stale = {p.relative_to(OBJ) for p in OBJ.rglob("*.o")} - \
-                {p.relative_to(tmp) for p in Path(tmp).rglob("*.o")}
-        for rel in sorted(stale):
-            print(f"stale (no source): obj/{rel}")
-            bad += 1
-    print("objects are up to date" if not bad else f"{bad} object(s) out of date")
-    return 1 if bad else 0
+TREE = AsmTree(DATA, TARGETS)
+build, check = TREE.build, TREE.check
 
 
 def relocs() -> int:
