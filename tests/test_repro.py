@@ -1,8 +1,11 @@
 """kitemu repro and the Bus-error regression corpus (regressions/).
 
 * every case reproduces its expected.report (signal, si_code, J-stage, pc
-  symbol, relocation...) under the macOS host model, and its fixed variant
-  runs correctly;
+  symbol, relocation...) under its host model (macOS, or Linux for a
+  strict-alignment case), and its fixed variant runs correctly. The
+  expected reports say what the real host reports; where kitemu's model is
+  known to differ (MODEL_GAPS) the test checks that it differs in exactly
+  that way and xfails, so the gap stays visible and fixing it is noticed;
 * the host x strategy table of each case (and of each fixed variant) has the
   case's crash/clean pattern; `kitemu repro` prints it with every strategy
   kitemu has;
@@ -41,6 +44,29 @@ CASES = find_cases(REGRESSIONS)
 CASE_NAMES = [c.name for c in CASES]
 KNOWN = ("mprotect", "dual-map", "jit-toggle")
 
+#: where kitemu's fault model is known to report something other than the
+#: real host: case -> (host, what the host reports, what kitemu reports).
+#: On arm64, xnu's sendsig (bsd/dev/arm/unix_signal.c) gives every SIGBUS
+#: si_code BUS_ADRALN; kitemu.faults.signal_for gives a macOS permission
+#: fault BUS_ADRERR on every architecture (right on x86-64 only). Remove an
+#: entry once kitemu.faults is fixed: the tests fail until then.
+MODEL_GAPS = {
+    "asm_reloc_to_rodata": ("macos", "BUS_ADRALN", "BUS_ADRERR"),
+    "jit_write_mode_call": ("macos", "BUS_ADRALN", "BUS_ADRERR"),
+}
+
+
+def kitemu_says(name: str, host: str, value: str) -> str:
+    """``value`` (an si_code or a table cell of the real host) as kitemu
+    reports it today."""
+    gap = MODEL_GAPS.get(name)
+    return value.replace(gap[1], gap[2]) if gap and gap[0] == host else value
+
+
+def xfail_gap(name: str) -> None:
+    host, real, ours = MODEL_GAPS[name]
+    pytest.xfail(f"kitemu.faults reports {ours} where {host} on arm64 reports {real}")
+
 
 def case(name):
     return load_case(os.path.join(REGRESSIONS, name))
@@ -51,9 +77,10 @@ def test_the_corpus_has_at_least_four_distinct_bus_errors():
     causes = {c.meta["cause"] for c in CASES}
     assert len(causes) == len(CASES)
     for c in CASES:
-        assert c.meta["host"] == "macos", c.name      # reports hold under the macOS model
         rep = c.expected_report()
-        assert rep["signal"] == "SIGBUS" and rep["host"] == "macos", c.name
+        assert rep["signal"] == "SIGBUS" and rep["host"] == c.meta["host"], c.name
+        # a Bus error under the macOS model, or under strict alignment
+        assert c.meta["host"] == "macos" or rep["si_code"] == "BUS_ADRALN", c.name
         assert c.meta.get("fix") and "fixed" in c.meta
 
 
@@ -66,11 +93,16 @@ def test_case_reproduces_its_expected_report(name):
     expected = c.expected_report()
     for key in ("signal", "si_code", "j-stage", "pc", "relocation", "kind", "access", "address"):
         assert key in expected, key
-    assert compare_report(expected, report_fields(out, c.meta["target"])) == []
     # the disassembly marks the faulting instruction
     marked = [line for line in out.fault.disassembly if line.startswith("=>")]
     assert len(marked) == 1 and f"{out.fault.pc:#x}" in marked[0]
     assert out.fault.generation == 0
+    diffs = compare_report(expected, report_fields(out, c.meta["target"]))
+    if name in MODEL_GAPS:
+        _, real, ours = MODEL_GAPS[name]
+        assert diffs == [f"si_code: expected {real!r}, got {ours!r}"]
+        xfail_gap(name)
+    assert diffs == []
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
@@ -88,10 +120,15 @@ def test_fixed_variant_runs_correctly(name):
 def test_host_by_strategy_table(name, variant):
     c = case(name)
     expected = c.expected_table(variant)
-    outs = run_table(c.program(variant), ["linux", "macos"], list(KNOWN), timeout=10)
+    # the table lists every strategy kitemu has (a new one needs its cells)
+    assert {(h, s) for h in expected for s in expected[h]} == \
+        {(h, s) for h in ("linux", "macos") for s in strategies()}
+    outs = run_table(c.program(variant), ["linux", "macos"], strategies(), timeout=10)
     got = {(o.host, o.strategy): o.cell for o in outs}
-    want = {(h, s): expected[h][s] for h in ("linux", "macos") for s in KNOWN}
+    want = {(h, s): kitemu_says(name, h, expected[h][s]) for h in expected for s in expected[h]}
     assert got == want
+    if variant == "buggy" and name in MODEL_GAPS:
+        xfail_gap(name)
 
 
 def test_table_patterns_of_the_roadmap_causes():
@@ -112,7 +149,7 @@ def test_table_patterns_of_the_roadmap_causes():
     for name in ("misaligned_ldxr", "misaligned_amo_rv64"):
         assert {o.cell for o in table(name).values()} == {"SIGBUS BUS_ADRALN"}
     d = table("asm_reloc_to_rodata")
-    assert {o.cell for (h, _), o in d.items() if h == "macos"} == {"SIGBUS BUS_ADRERR"}
+    assert {o.cell.split()[0] for (h, _), o in d.items() if h == "macos"} == {"SIGBUS"}
     assert {o.cell for (h, _), o in d.items() if h == "linux"} == {"SIGSEGV SEGV_ACCERR"}
 
 
@@ -129,7 +166,7 @@ def _table_rows(out: str) -> dict[tuple[str, str], str]:
 
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_cli_repro_case_prints_table_and_checks(name, capsys):
-    assert cli_main(["repro", "--case", os.path.join(REGRESSIONS, name)]) == 0
+    rc = cli_main(["repro", "--case", os.path.join(REGRESSIONS, name)])
     out = capsys.readouterr().out
     rows = _table_rows(out)
     # every host model x every strategy kitemu has (a new one shows up by itself)
@@ -139,13 +176,20 @@ def test_cli_repro_case_prints_table_and_checks(name, capsys):
         want = table[h].get(s)
         if want is None:
             continue
+        want = kitemu_says(name, h, want)
         if want.startswith("clean"):
             assert row.startswith("clean") and row.endswith(f"exit {want.split()[1]}")
         else:
             assert row.startswith("crash " + want)
-    assert "expected report: matches" in out and "expected table: matches" in out
     assert "program crashed. Bus error" in out
     assert "disassembly around pc" in out and "\n    => 0x" in out
+    if name in MODEL_GAPS:
+        _, real, ours = MODEL_GAPS[name]
+        assert rc == 1 and "expected report: DIFFERS" in out and "expected table: DIFFERS" in out
+        assert f"si_code: expected {real!r}, got {ours!r}" in out
+        xfail_gap(name)
+    assert rc == 0
+    assert "expected report: matches" in out and "expected table: matches" in out
 
 
 def test_cli_repro_fixed_variant(capsys):
@@ -182,11 +226,54 @@ def test_cli_repro_detects_a_wrong_expectation(tmp_path, capsys):
     assert "expected report: DIFFERS" in out and "pc: expected 'main+0x10', got 'atomic_add'" in out
 
 
-def test_cli_repro_bad_input_is_one_error_line(capsys):
-    assert cli_main(["repro", "--case", "/nonexistent/case"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("kitemu: error:") and "Traceback" not in err
-    assert cli_main(["repro", "x.o", "--strategies", "bogus"]) == 2
+def _one_error_line(capsys, argv, *must_name):
+    assert cli_main(["repro", "-q", *argv]) == 2, argv
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("kitemu: error: "), err
+    for what in must_name:
+        assert what in err[0], (what, err[0])
+    return err[0]
+
+
+def test_cli_repro_bad_input_is_one_error_line(capsys, tmp_path):
+    ldxr = os.path.join(REGRESSIONS, "misaligned_ldxr", "obj")
+    rx = os.path.join(REGRESSIONS, "rx_view_self_patch", "obj", "main.o")
+    garbage = tmp_path / "garbage.o"
+    garbage.write_bytes(bytes(range(256)) * 4)
+    empty = tmp_path / "empty.o"
+    empty.write_bytes(b"")
+    _one_error_line(capsys, ["--case", "/nonexistent/case"], "/nonexistent/case")
+    _one_error_line(capsys, [str(tmp_path / "missing.o")], "missing.o")
+    _one_error_line(capsys, [str(garbage)], str(garbage))
+    _one_error_line(capsys, [str(empty)], str(empty))
+    # an object for another target: named, up front (not an "error" in every cell)
+    _one_error_line(capsys, ["--target", "elf-x64", os.path.join(ldxr, "main.o")],
+                    "main.o", "elf-aarch64", "not elf-x64")
+    _one_error_line(capsys, [os.path.join(ldxr, "main.o"), rx], rx, "macho-x64")
+    _one_error_line(capsys, ["--target", "bogus", os.path.join(ldxr, "main.o")], "bogus")
+    _one_error_line(capsys, ["x.o", "--strategies", "bogus"], "bogus")
+    _one_error_line(capsys, ["x.o", "--host", "windows"], "windows")
+    # the same link error under every combination: bad input (after the table)
+    assert cli_main(["repro", "-q", os.path.join(ldxr, "main.o")]) == 2
+    assert "undefined symbol 'atomic_add'" in capsys.readouterr().err
+    # a reproducer or a scenario that is not one
+    _one_error_line(capsys, ["--replay", str(garbage)], str(garbage))
+    _one_error_line(capsys, ["--replay", str(empty)], str(empty))
+    bad = tmp_path / "bad.json"
+    for text in ('{"format": "kitemu-repro/1"}', '[1, 2]',
+                 '{"format": "kitemu-repro/1", "target": "elf-x64", '
+                 '"objects": [{"name": "a.o", "data": "!!"}]}'):
+        bad.write_text(text)
+        _one_error_line(capsys, ["--replay", str(bad)], str(bad))
+    for text in ("[]", '[{"op": "fly"}]', '[{"op": "write_code", "chunk": "c", "hex": "zz"}]',
+                 '[{"op": "call", "symbol": "f", "args": ["nope"]}]', '[{"op": "commit_code"}]'):
+        bad.write_text(text)
+        _one_error_line(capsys, ["--scenario", str(bad), os.path.join(ldxr, "atomic.o")],
+                        str(bad))
+    _one_error_line(capsys, ["--scenario", str(garbage), os.path.join(ldxr, "atomic.o")],
+                    str(garbage))
+    _one_error_line(capsys, ["--case", os.path.join(REGRESSIONS, "misaligned_ldxr"),
+                             "--target", "elf-x64"], "--target")
 
 
 def test_kitemu_run_crash_output_has_disassembly(capsys):
@@ -194,7 +281,8 @@ def test_kitemu_run_crash_output_has_disassembly(capsys):
     assert cli_main(["run", os.path.join(d, "calib.o"), os.path.join(d, "main.o")]) == 128 + 7
     err = capsys.readouterr().err.splitlines()
     # the one-paragraph summary first, unchanged; then the new lines
-    assert err[0].startswith("kitemu: program crashed. Bus error: SIGBUS BUS_ADRERR on macho-arm64")
+    assert err[0].startswith("kitemu: program crashed. Bus error: SIGBUS ")
+    assert " on macho-arm64 (macos host model)" in err[0]
     assert "<_record_sample+0x10>; J-stage entry main; that address was produced by" in err[0]
     assert err[1] == "  generation 0"
     assert err[2] == "  disassembly around pc 0x10000038:"
@@ -213,7 +301,8 @@ def test_minimize_padded_case_to_a_minimal_reproducer(tmp_path):
     f = red.outcome.fault
     assert f is not None and fault_key(f) == fault_key(first.fault)
     assert (f.signal, f.si_code, f.stage, f.pc_symbol, f.address_symbol) == \
-        ("SIGBUS", "BUS_ADRERR", "entry main", "_record_sample+0x10", "_sample_limits")
+        ("SIGBUS", kitemu_says(c.name, "macos", "BUS_ADRALN"), "entry main",
+         "_record_sample+0x10", "_sample_limits")
     # what is left: main (with the inline-asm routine) and calib's read-only table
     assert red.kept() == ["obj/main-padded.o", "obj/calib.o"]
     removed = red.removed_lines()
@@ -246,7 +335,7 @@ def test_minimize_padded_case_to_a_minimal_reproducer(tmp_path):
     expected = c.expected_report()
     got = report_fields(again, "macho-arm64")
     for key in ("signal", "si_code", "kind", "access", "address", "j-stage", "pc"):
-        assert got[key] == expected[key]
+        assert got[key] == kitemu_says(c.name, "macos", expected[key])
 
 
 def test_cli_minimize_and_replay(tmp_path, capsys):
@@ -254,14 +343,15 @@ def test_cli_minimize_and_replay(tmp_path, capsys):
     assert cli_main(["repro", "--case", os.path.join(REGRESSIONS, "asm_reloc_to_rodata"),
                      "--variant", "padded", "--minimize", "-o", str(out_dir), "-q"]) == 0
     out = capsys.readouterr().out
-    assert "minimized in" in out and "same fault SIGBUS BUS_ADRERR in J-stage entry main" in out
+    si_code = kitemu_says("asm_reloc_to_rodata", "macos", "BUS_ADRALN")
+    assert "minimized in" in out and f"same fault SIGBUS {si_code} in J-stage entry main" in out
     assert "  removed object noise.o" in out and "  trapped function main-padded.o: _unused_fold" in out
     assert "kept: obj/main-padded.o (edited), obj/calib.o (edited)" in out
     assert cli_main(["repro", "--replay", str(out_dir / "reduced.json")]) == 0
     out = capsys.readouterr().out
     assert "expected report: matches" in out
     rows = _table_rows(out)
-    assert rows["macos", "dual-map"].startswith("crash SIGBUS BUS_ADRERR")
+    assert rows["macos", "dual-map"].startswith(f"crash SIGBUS {si_code}")
     assert rows["linux", "mprotect"].startswith("crash SIGSEGV SEGV_ACCERR")
 
 
@@ -422,3 +512,35 @@ def test_committed_objects_are_what_build_py_builds():
                           capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "all objects match" in proc.stdout
+
+
+def test_minimize_refuses_a_time_limit():
+    """A program that runs out of time has no fault to keep: minimizing it
+    would run every trial to its limit."""
+    from kitemu.errors import KitemuError
+    from kitemu.repro import Program
+    from kitemu.targets import get_target
+    b = ObjBuilder("elf-x64", "loop.o")
+    t = b.section(".text", SectionKind.TEXT, b"\xeb\xfe")          # jmp .
+    b.symbol("main", t, 0, size=2)
+    program = Program(get_target("elf-x64"), [b.build()])
+    with pytest.raises(KitemuError, match="ran out of time"):
+        minimize(program, "linux", "mprotect", timeout=0.2)
+
+
+def test_reproducer_file_names():
+    from kitemu.repro.reduce import _file_name
+    assert _file_name("obj/main.o") == "main.o"
+    assert _file_name("obj/libnoise.a(fmt.o)") == "libnoise.a-fmt.o"
+    # a compiled C input is an object, never written under its source's name
+    assert _file_name("dir/prog.c") == "prog.o" and _file_name("<stdin>") == "stdin.o"
+
+
+def test_reproducer_keeps_objects_with_the_same_base_name(tmp_path):
+    from kitemu.repro.reduce import Reduction
+    from kitemu.repro.run import Outcome
+    red = Reduction("elf-x64", "linux", "mprotect", "main", [], None, ("kind",),
+                    [("a/main.o", b"first"), ("b/main.o", b"second")], [],
+                    Outcome("linux", "mprotect", exit_code=0))
+    written = write_reduction(red, str(tmp_path))
+    assert sorted(open(p, "rb").read() for p in written[1:]) == [b"first", b"second"]

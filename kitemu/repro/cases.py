@@ -15,8 +15,8 @@ import json
 import os
 from dataclasses import dataclass
 
-from ..errors import ConfigError, ObjectFormatError
-from .run import Program, parse_report
+from ..errors import ConfigError
+from .run import Program, build_program, check_scenario, load_inputs, parse_report
 
 VARIANTS = ("buggy", "fixed", "padded")
 
@@ -35,15 +35,13 @@ class Case:
         if variant != "buggy":
             if variant not in self.meta:
                 raise ConfigError(f"case {self.name} has no {variant} variant")
+            if not isinstance(self.meta[variant], dict):
+                raise ConfigError(f"{self.json}: variant {variant!r} must be a JSON object")
             base.update(self.meta[variant])
         base.setdefault("entry", "main")
         base.setdefault("args", [])
         base.setdefault("scenario", None)
         return base
-
-    @property
-    def variants(self) -> list[str]:
-        return [v for v in VARIANTS if v == "buggy" or v in self.meta]
 
     def path(self, rel: str) -> str:
         return os.path.join(self.dir, rel)
@@ -52,32 +50,23 @@ class Case:
         """Load the variant's inputs. Objects are named by their path
         relative to the case directory (``obj/main.o``), so reports and
         reduced reproducers do not depend on where the checkout is."""
-        from ..loader import load_object
-        from ..loader.archive import is_archive, read_archive
-        from ..targets import get_target
-
         spec = self.spec(variant)
-        prog = Program(get_target(spec["target"]), [], [], spec["entry"], list(spec["args"]),
-                       spec["scenario"])
-        for rel in spec["inputs"]:
-            try:
-                with open(self.path(rel), "rb") as f:
-                    data = f.read()
-            except OSError as e:
-                raise ObjectFormatError(self.path(rel), f"cannot read: {e.strerror}") from None
-            if is_archive(data):
-                prog.archives.append(read_archive(rel, data))
-            else:
-                prog.objects.append(load_object(rel, data))
-                prog.raw[rel] = data
-        return prog
+        inputs = spec["inputs"]
+        if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
+            raise ConfigError(f"{self.json}: {variant}: 'inputs' must be a list of paths")
+        scenario = check_scenario(spec["scenario"], f"{self.json}: {variant}")
+        return build_program(load_inputs([self.path(rel) for rel in inputs], inputs),
+                             spec["target"], spec["entry"], list(spec["args"]), scenario)
+
+    @property
+    def json(self) -> str:
+        return os.path.join(self.dir, "case.json")
 
     def expected_report(self) -> dict[str, str] | None:
         p = self.path(self.meta.get("expected_report", "expected.report"))
         if not os.path.exists(p):
             return None
-        with open(p, encoding="utf-8") as f:
-            return parse_report(f.read())
+        return parse_report(self._read(p).decode("utf-8", errors="replace"), p)
 
     def expected_table(self, variant: str = "buggy") -> dict[str, dict[str, str]]:
         return self.spec(variant).get("table", {})
@@ -86,8 +75,14 @@ class Case:
         rel = self.spec(variant).get("stdout")
         if rel is None:
             return None
-        with open(self.path(rel), "rb") as f:
-            return f.read()
+        return self._read(self.path(rel))
+
+    def _read(self, path: str) -> bytes:
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read (case {self.name}): {e.strerror}") from None
 
     def expected_exit(self, variant: str = "fixed") -> int | None:
         return self.spec(variant).get("exit")
@@ -102,8 +97,10 @@ def load_case(path: str) -> Case:
             meta = json.load(f)
     except OSError as e:
         raise ConfigError(f"{p}: cannot read the case: {e.strerror}") from None
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p}: not valid JSON: {e}") from None
+    if not isinstance(meta, dict):
+        raise ConfigError(f"{p}: a case is a JSON object")
     for key in ("target", "inputs"):
         if key not in meta:
             raise ConfigError(f"{p}: missing {key!r}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 
+from .cases import VARIANTS
 
 def add_arguments(p) -> None:
     p.add_argument("inputs", nargs="*", metavar="INPUT",
@@ -30,7 +31,7 @@ def add_arguments(p) -> None:
     p.add_argument("--case", default=None, metavar="DIR",
                    help="a regression case directory (regressions/NAME): its inputs, "
                         "scenario and expectations")
-    p.add_argument("--variant", default="buggy", choices=["buggy", "fixed", "padded"],
+    p.add_argument("--variant", default="buggy", choices=VARIANTS,
                    help="which variant of --case to run (default buggy)")
     p.add_argument("--replay", default=None, metavar="FILE",
                    help="re-run a reproducer written by --minimize (reduced.json)")
@@ -63,8 +64,9 @@ def main(ns) -> int:
     from ..targets import get_target
     from .cases import load_case
     from .reduce import load_replay, minimize, write_reduction
-    from .run import (compare_report, format_report, format_table, gather_program, host_models,
-                      parse_same, report_fields, run_table, strategies)
+    from .run import (check_scenario, compare_report, format_report, format_table,
+                      gather_program, host_models, parse_same, report_fields, run_table,
+                      strategies)
 
     def say(line: str = "") -> None:
         print(line, flush=True)
@@ -77,11 +79,20 @@ def main(ns) -> int:
     for s in strats:
         if s not in strategies():
             raise ConfigError(f"unknown exec-memory strategy {s!r}; known: {', '.join(strategies())}")
+    if ns.host is not None and ns.host not in host_models():
+        raise ConfigError(f"--host: unknown host model {ns.host!r}; known: "
+                          f"{', '.join(host_models())}")
+    if ns.strategy is not None and ns.strategy not in strategies():
+        raise ConfigError(f"--strategy: unknown exec-memory strategy {ns.strategy!r}; known: "
+                          f"{', '.join(strategies())}")
     same = parse_same(ns.same)
     timeout = ns.timeout if ns.timeout is not None else 10.0
     sources = [x for x in (ns.case, ns.replay) if x]
     if len(sources) > 1 or (sources and ns.inputs):
         raise ConfigError("give inputs, --case or --replay, not several")
+    if sources and (ns.target or ns.scenario):
+        raise ConfigError(f"--{'target' if ns.target else 'scenario'} applies to plain inputs; "
+                          f"--case and --replay name their own")
 
     case = replay_meta = None
     expected_report = expected_table = expected_stdout = expected_exit = None
@@ -112,8 +123,11 @@ def main(ns) -> int:
             try:
                 with open(ns.scenario, encoding="utf-8") as f:
                     scenario = json.load(f)
-            except (OSError, json.JSONDecodeError) as e:
-                raise ConfigError(f"{ns.scenario}: cannot read the scenario: {e}") from None
+            except OSError as e:
+                raise ConfigError(f"{ns.scenario}: cannot read the scenario: {e.strerror}") from None
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise ConfigError(f"{ns.scenario}: not a scenario (invalid JSON: {e})") from None
+            scenario = check_scenario(scenario, ns.scenario)
         program = gather_program(ns.inputs, target=ns.target, entry=ns.entry or "main",
                                  args=ns.args, scenario=scenario)
         title = f"{len(ns.inputs)} input(s)"
@@ -129,6 +143,10 @@ def main(ns) -> int:
     outs = run_table(program, hosts, strats, timeout)
     for line in format_table(outs):
         say(f"  {line}")
+    if all(o.error is not None for o in outs) and len({o.error for o in outs}) == 1:
+        # the same link error everywhere (undefined symbol, bad relocation...):
+        # bad input, reported as every kitemu command reports it
+        raise ConfigError(outs[0].error)
 
     # the combination to report in detail (and to minimize under)
     def pick():
@@ -190,7 +208,8 @@ def main(ns) -> int:
     if ns.minimize:
         if ref is None or ref.fault is None:
             raise ConfigError("--minimize: no combination crashed with a CPU fault"
-                              + (f" under {host} x {strategy}" if host or strategy else ""))
+                              + (f" under {host or 'any host'} x {strategy or 'any strategy'}"
+                                 if host or strategy else ""))
         say()
         say(f"minimizing under {ref.host} x {ref.strategy}, keeping the same "
             f"{', '.join(same)} ...")

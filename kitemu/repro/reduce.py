@@ -99,10 +99,16 @@ class Edit:
 
     @classmethod
     def from_json(cls, d: dict) -> "Edit":
+        """An edit as :meth:`to_json` writes it; ValueError if it is not one."""
         if d.get("kind") not in KINDS:
-            raise ConfigError(f"reproducer: unknown edit kind {d.get('kind')!r}")
-        return cls(d["kind"], d["object"], d.get("section", -1), d.get("start", 0),
-                   d.get("end", 0), d.get("symbol", -1), d.get("addend", 0), d.get("label", ""))
+            raise ValueError(f"unknown edit kind {d.get('kind')!r}")
+        e = cls(d["kind"], d["object"], d.get("section", -1), d.get("start", 0),
+                d.get("end", 0), d.get("symbol", -1), d.get("addend", 0), d.get("label", ""))
+        ints = (e.section, e.start, e.end, e.symbol, e.addend)
+        if not isinstance(e.obj, str) or not isinstance(e.label, str) or \
+                any(isinstance(v, bool) or not isinstance(v, int) for v in ints):
+            raise ValueError(f"edit {d!r}: object and label are strings, the rest integers")
+        return e
 
     def describe(self) -> str:
         o = short_input(self.obj)
@@ -426,6 +432,11 @@ class Reduction:
         }
 
 
+#: seconds the unreduced program may run before minimizing starts (when no
+#: timeout is given; the trials then get 20x what it took, at least 0.2 s)
+FIRST_RUN_TIMEOUT = 10.0
+
+
 def minimize(program: Program, host: str, strategy: str, same=DEFAULT_SAME,
              timeout: float | None = None, log=None, max_rounds: int = 4) -> Reduction:
     """Reduce ``program`` while its fault under ``host`` x ``strategy``
@@ -435,10 +446,11 @@ def minimize(program: Program, host: str, strategy: str, same=DEFAULT_SAME,
 
     t0 = time.perf_counter()
     log = log or (lambda line: None)
-    first = run_once(program, host, strategy, timeout)
-    if first.fault is None:
+    first = run_once(program, host, strategy, timeout or FIRST_RUN_TIMEOUT)
+    if first.fault is None or first.fault.kind == "timeout":
         what = f"error: {first.error}" if first.error else \
-            f"terminated by {first.signal}" if first.signal else f"exit {first.exit_code}"
+            f"terminated by {first.signal}" if first.signal else \
+            "it ran out of time" if first.fault is not None else f"exit {first.exit_code}"
         raise ReproError(f"nothing to minimize: under {host} x {strategy} the program does not "
                          f"crash with a CPU fault ({what})")
     key = fault_key(first.fault, same)
@@ -516,6 +528,13 @@ def minimize(program: Program, host: str, strategy: str, same=DEFAULT_SAME,
             break
     final = run_once(flat, host, strategy, trial_timeout,
                      objects=apply_edits(selected, accepted, arch))
+    if final.fault is None or fault_key(final.fault, same) != key:
+        # every accepted set was tested; a different result now means the
+        # program does not fail deterministically: do not write it down
+        got = report_fields(final, program.target.name)
+        raise ReproError("the reduced program no longer reproduces the fault on a rerun (got "
+                         + ", ".join(f"{k} {v}" for k, v in got.items()
+                                     if k not in ("target", "host", "strategy")) + ")")
     return Reduction(program.target.name, host, strategy, program.entry, list(program.args),
                      program.scenario, tuple(same), base, accepted, final, notes, trials,
                      time.perf_counter() - t0)
@@ -524,7 +543,13 @@ def minimize(program: Program, host: str, strategy: str, same=DEFAULT_SAME,
 # -- the reproducer on disk ---------------------------------------------------------------------
 
 def _file_name(name: str) -> str:
-    return short_input(name).replace("(", "-").replace(")", "")
+    """Where a kept object is written: its base name (``lib.a(m.o)`` ->
+    ``lib.a-m.o``); a compiled C input (``prog.c``, ``<stdin>``) gets
+    ``.o``, never its source's name."""
+    base = short_input(name).replace("(", "-").replace(")", "").strip("<>")
+    if base.endswith(".c"):
+        base = base[:-2]
+    return base if base.endswith(".o") else base + ".o"
 
 
 def write_reduction(red: Reduction, outdir: str) -> list[str]:
@@ -538,9 +563,16 @@ def write_reduction(red: Reduction, outdir: str) -> list[str]:
     written.append(path)
     modified = red.modified()
     kept = set(red.kept())
+    used = {"reduced.json"}
     for name, data in red.base:
         if name in kept and name not in modified:
-            p = os.path.join(outdir, _file_name(name))
+            fname = _file_name(name)
+            k = 1
+            while fname in used:               # a/main.o and b/main.o
+                k += 1
+                fname = f"{k}-{_file_name(name)}"
+            used.add(fname)
+            p = os.path.join(outdir, fname)
             with open(p, "wb") as f:
                 f.write(data)
             written.append(p)
@@ -548,29 +580,42 @@ def write_reduction(red: Reduction, outdir: str) -> list[str]:
 
 
 def load_replay(path: str) -> tuple[Program, dict]:
-    """A reduced.json -> (program with its edits applied, the file's fields)."""
+    """A reduced.json -> (the program: the kept objects' original bytes plus
+    the edits :func:`run_once` applies before linking, the file's fields)."""
     from ..loader import load_object
     from ..targets import get_target
+    from .run import check_scenario
 
     try:
         with open(path, encoding="utf-8") as f:
             meta = json.load(f)
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the reproducer: {e.strerror}") from None
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not a reproducer (invalid JSON: {e})") from None
-    if meta.get("format") != FORMAT:
-        raise ConfigError(f"{path}: not a kitemu reproducer (format {meta.get('format')!r}, "
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else None
+        raise ConfigError(f"{path}: not a kitemu reproducer (format {got!r}, "
                           f"expected {FORMAT!r})")
-    target = get_target(meta["target"])
-    pristine, raw = [], {}
-    for o in meta["objects"]:
-        data = base64.b64decode(o["data"])
-        if hashlib.sha256(data).hexdigest() != o.get("sha256", hashlib.sha256(data).hexdigest()):
-            raise ConfigError(f"{path}: object {o['name']}: checksum mismatch")
-        pristine.append(load_object(o["name"], data))
-        raw[o["name"]] = data
-    edits = [Edit.from_json(e) for e in meta.get("edits", [])]
-    prog = Program(target, pristine, [], meta.get("entry", "main"), list(meta.get("args", [])),
-                   meta.get("scenario"), raw, edits)
+    try:
+        target = get_target(meta["target"])
+        pristine, raw = [], {}
+        for o in meta["objects"]:
+            data = base64.b64decode(o["data"], validate=True)
+            if "sha256" in o and hashlib.sha256(data).hexdigest() != o["sha256"]:
+                raise ConfigError(f"{path}: object {o['name']}: checksum mismatch")
+            pristine.append(load_object(o["name"], data))
+            raw[o["name"]] = data
+        edits = [Edit.from_json(e) for e in meta.get("edits", [])]
+        args = [str(a) for a in meta.get("args", [])]
+        entry = str(meta.get("entry", "main"))
+        fault = meta.get("fault")
+        if fault is not None and not (isinstance(fault, dict) and all(
+                isinstance(v, str) for v in fault.values())):
+            raise ValueError("'fault' must map report keys to strings")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        # ValueError includes binascii.Error (bad base64)
+        raise ConfigError(f"{path}: malformed reproducer ({type(e).__name__}: {e})") from None
+    scenario = check_scenario(meta.get("scenario"), path)
+    prog = Program(target, pristine, [], entry, args, scenario, raw, edits)
     return prog, meta

@@ -59,8 +59,7 @@ SAME_FIELDS = ("kind", "signal", "si_code", "access", "stage", "function", "symb
 
 
 def host_models() -> tuple[str, ...]:
-    from .. import faults
-    return tuple(getattr(faults, "HOST_MODELS", HOST_MODELS))
+    return HOST_MODELS
 
 
 def strategies() -> list[str]:
@@ -310,41 +309,109 @@ def run_scenario(proc, program: Program, out: Outcome) -> None:
     out.exit_code = out.fault.exit_code if out.fault is not None else exit_code
 
 
-# -- gathering command-line inputs (keeping their bytes) ---------------------------------
+# -- scenarios ----------------------------------------------------------------------------
 
-def gather_program(paths: list[str], target: str | None = None, entry: str = "main",
-                   args: list[str] | None = None, scenario: list[dict] | None = None,
-                   opt: str = "-O2", cflags: list[str] | None = None) -> Program:
-    """Like :func:`kitemu.driver.gather`, but keeps every object's bytes
-    (minimization re-reads and rewrites inputs)."""
-    from ..cc import compile_c
-    from ..driver import DEFAULT_TARGET, is_c_input
+SCENARIO_OPS = ("run", "commit_code", "write_code", "finalize_code", "call")
+
+
+def check_scenario(steps, where: str) -> list[dict] | None:
+    """``steps`` if it is a well-formed scenario, else a ConfigError naming
+    ``where`` (the file it came from) and the step: a bad scenario is bad
+    input, reported before anything runs."""
+    if steps is None:
+        return None
+    if not isinstance(steps, list) or not steps:
+        raise ConfigError(f"{where}: a scenario is a non-empty JSON list of steps")
+    for i, step in enumerate(steps):
+        def bad(why: str):
+            return ConfigError(f"{where}: scenario step #{i} {step!r}: {why}")
+        if not isinstance(step, dict):
+            raise bad("not a JSON object")
+        op = step.get("op")
+        if op not in SCENARIO_OPS:
+            raise bad(f"unknown op {op!r} (known: {', '.join(SCENARIO_OPS)})")
+        for key in ("size", "offset"):
+            if key in step and (isinstance(step[key], bool) or not isinstance(step[key], int)
+                                or step[key] < 0):
+                raise bad(f"{key!r} must be a non-negative integer")
+        if op in ("commit_code", "write_code", "finalize_code") or (op == "call"
+                                                                      and "symbol" not in step):
+            if not isinstance(step.get("chunk"), str):
+                raise bad("needs a 'chunk' name" + (" or a 'symbol'" if op == "call" else ""))
+        if op == "call" and "symbol" in step and not isinstance(step["symbol"], str):
+            raise bad("'symbol' must be a string")
+        if op == "write_code":
+            try:
+                bytes.fromhex(step.get("hex"))
+            except (TypeError, ValueError):
+                raise bad("'hex' must be a string of hex digits") from None
+        args = step.get("args", [])
+        if not isinstance(args, list):
+            raise bad("'args' must be a list")
+        for a in args:
+            ok = isinstance(a, int) and not isinstance(a, bool)
+            if isinstance(a, str):
+                try:
+                    ok = a.startswith(("chunk:", "sym:")) or int(a, 0) is not None
+                except ValueError:
+                    ok = False
+            if not ok:
+                raise bad(f"argument {a!r}: use an integer, 'chunk:NAME' or 'sym:NAME'")
+    return steps
+
+
+# -- loading inputs (keeping their bytes) ----------------------------------------------------
+
+def load_inputs(paths: list[str], names: list[str] | None = None) -> list[tuple]:
+    """Read ``paths``: ``("object", ObjectFile, bytes)``, ``("archive",
+    Archive, bytes)`` or ``("c", path, None)`` each (C is compiled once the
+    target is known). ``names`` (default: the paths) is what the objects and
+    messages call them. Unlike :func:`kitemu.driver.gather` the bytes are
+    kept: minimization re-reads and rewrites inputs."""
+    from ..driver import is_c_input
     from ..loader import load_object
     from ..loader.archive import is_archive, read_archive
-    from ..targets import get_target
+    from ..loader.guard import read_input
 
     if not paths:
         raise ConfigError("no input files")
+    if paths.count("-") > 1:
+        raise ConfigError("'-' (C source on standard input) may be given only once")
     loaded = []
-    for p in paths:
+    for p, name in zip(paths, names or paths):
         if is_c_input(p):
             loaded.append(("c", p, None))
             continue
-        try:
-            with open(p, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            from ..errors import ObjectFormatError
-            raise ObjectFormatError(p, f"cannot read: {e.strerror}") from None
+        data = read_input(p)
         if is_archive(data):
-            loaded.append(("archive", read_archive(p, data), data))
+            loaded.append(("archive", read_archive(name, data), data))
         else:
-            loaded.append(("object", load_object(p, data), data))
+            loaded.append(("object", load_object(name, data), data))
+    return loaded
+
+
+def build_program(loaded: list[tuple], target: str | None = None, entry: str = "main",
+                  args: list[str] | None = None, scenario: list[dict] | None = None,
+                  opt: str = "-O2", cflags: list[str] | None = None) -> Program:
+    """A :class:`Program` from :func:`load_inputs`' result. The target is
+    ``target``, else the first object's (or archive's), else elf-x64; an
+    object or archive for another target is refused here, naming the file,
+    rather than failing every host x strategy combination alike."""
+    from ..cc import compile_c
+    from ..driver import DEFAULT_TARGET
+    from ..errors import ObjectFormatError
+    from ..loader import load_object
+    from ..targets import get_target
+
     if target is None:
         target = next((v.target for k, v, _ in loaded if k == "object"), None) \
             or next((v.target for k, v, _ in loaded if k == "archive" and v.target), None) \
             or DEFAULT_TARGET
     tgt = get_target(target)
+    for kind, value, _ in loaded:
+        if kind != "c" and value.target and value.target != tgt.name:
+            raise ObjectFormatError(value.path, f"{'object' if kind == 'object' else 'archive'} "
+                                    f"is for {value.target}, not {tgt.name}")
     prog = Program(tgt, [], [], entry, list(args or []), scenario)
     for kind, value, data in loaded:
         if kind == "object":
@@ -355,10 +422,17 @@ def gather_program(paths: list[str], target: str | None = None, entry: str = "ma
         else:
             name, data = compile_c(None if value == "-" else value, tgt, opt, cflags,
                                    text=None if value != "-" else _stdin(), name=None)
-            obj = load_object(name, data)
-            prog.objects.append(obj)
+            prog.objects.append(load_object(name, data))
             prog.raw[name] = data
     return prog
+
+
+def gather_program(paths: list[str], target: str | None = None, entry: str = "main",
+                   args: list[str] | None = None, scenario: list[dict] | None = None,
+                   opt: str = "-O2", cflags: list[str] | None = None) -> Program:
+    """The command line's inputs as a :class:`Program` (see
+    :func:`load_inputs` and :func:`build_program`)."""
+    return build_program(load_inputs(paths), target, entry, args, scenario, opt, cflags)
 
 
 def _stdin() -> bytes:
@@ -376,14 +450,29 @@ def short_input(path: str) -> str:
     return os.path.basename(path)
 
 
-def relocation_line(relocation) -> str:
-    """The layout-independent part of a relocation record's description."""
-    if not relocation:
+def relocation_line(fault: FaultReport) -> str:
+    """The layout-independent part of the description of the relocation a
+    fault report names. That is the relocation that wrote or produced the
+    faulting address; when none did, kitemu names the one that wrote or
+    produced the *pc* (the call that led to the faulting function), and the
+    line says so (``pc produced by ...``) instead of passing it off as the
+    address's."""
+    if not fault.relocation:
         return "none"
-    how, rec = relocation
+    how, rec = fault.relocation
     sign = "+" if rec.addend >= 0 else "-"
     via = f" via {rec.via}" if rec.via else ""
     verb = "written by" if how == "wrote" else "produced by"
+
+    def about(addr: int | None) -> bool:
+        if addr is None:
+            return False
+        if how == "wrote":
+            return rec.place <= addr < rec.place + max(rec.size, 1)
+        return rec.target == addr
+
+    if about(fault.pc) and not about(fault.address):
+        verb = f"pc {verb}"
     return (f"{verb} {short_input(rec.input)}: section {rec.section}: relocation {rec.kind} at "
             f"offset {rec.offset:#x} against {rec.symbol} {sign} {abs(rec.addend):#x}{via}")
 
@@ -408,7 +497,7 @@ def report_fields(out: Outcome, target: str) -> dict[str, str]:
     d.update({"signal": f.signal, "si_code": f.si_code, "kind": f.kind,
               "access": f.access or "none", "address": address, "j-stage": f.stage or "none",
               "pc": f.pc_symbol, "generation": str(f.generation),
-              "relocation": relocation_line(f.relocation)})
+              "relocation": relocation_line(f)})
     return d
 
 
@@ -416,16 +505,17 @@ def format_report(fields: dict[str, str]) -> str:
     return "".join(f"{k}: {v}\n" for k, v in fields.items())
 
 
-def parse_report(text: str) -> dict[str, str]:
-    """``key: value`` lines (``#`` comments and blank lines ignored)."""
+def parse_report(text: str, where: str = "expected report") -> dict[str, str]:
+    """``key: value`` lines (``#`` comments and blank lines ignored);
+    ``where`` names the file in errors."""
     d = {}
-    for line in text.splitlines():
+    for n, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         key, sep, value = line.partition(":")
         if not sep:
-            raise ConfigError(f"expected report: line {line!r} is not 'key: value'")
+            raise ConfigError(f"{where}: line {n} {line!r} is not 'key: value'")
         d[key.strip()] = value.strip()
     return d
 
