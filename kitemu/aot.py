@@ -411,7 +411,7 @@ class LoadSegment:
 @dataclass
 class AotImage:
     """A loaded lld executable, offering what :meth:`JitProcess.run` and the
-    fault reports read from a :class:`~kitemu.link.linker.LinkedImage`."""
+    fault reports read from a :class:`~kitemu.link.image.JitImage`."""
 
     target: Target
     path: str
@@ -428,6 +428,7 @@ class AotImage:
     records: list[RelocRecord] = field(default_factory=list)
     reloc_index: RelocIndex = field(default_factory=lambda: RelocIndex([]))
     relocations_applied: int = 0
+    generation: int = 1                     # a static image: one generation, never appended
 
 
 def _perm(p_flags: int) -> Perm:

@@ -21,7 +21,8 @@ from .errors import ConfigError, KitemuError
 from .execmem import ALIAS_OFFSET, RW, RX, ExecMem, Strategy, check_page_size, parse_strategy
 from .hostlib import HostProcess
 from .hostlib.callconv import bits_to_double, double_to_bits
-from .link.linker import LinkedImage, Linker
+from .link.image import JitImage
+from .link.linker import LinkedImage
 from .loader.model import ObjectFile
 from .targets import Target, get_target
 from .faults import FaultReport, describe_fault
@@ -88,6 +89,8 @@ class JitProcess:
                  host_base: int = HOST_BASE):
         self.target = get_target(target) if isinstance(target, str) else target
         self.arch = self.target.arch
+        if host_os not in (None, "linux", "macos"):
+            raise ConfigError(f"unknown host model {host_os!r}; known: linux, macos")
         self.host = HostModel(host_os or self.target.host_os,
                               self.target.default_page_size if page_size is None else page_size)
         check_page_size(self.host.page_size, self.arch.fixed_uc_page_size or 4096)
@@ -100,7 +103,8 @@ class JitProcess:
         self.host_base = host_base
         if machine is None:
             self._map_process_areas(stdout_sink)
-        self.image: LinkedImage | None = None
+        #: the live image (None until the first link)
+        self.image: JitImage | None = None
         self.stack_top = STACK_TOP
         #: seconds each guest call may run (0/None: no limit); a call that
         #: runs out is reported as a "timeout" fault
@@ -131,10 +135,28 @@ class JitProcess:
             self.on_stage(name)
 
     # -- linking -------------------------------------------------------------
-    def link(self, objects: list[ObjectFile]) -> LinkedImage:
-        linker = Linker(self.target, self.mem, self.machine.hostproc.addrs)
-        self.image = linker.link(objects, run_resolver=self._run_resolver)
+    def _live_image(self) -> JitImage:
+        if self.image is None:
+            self.image = JitImage(self.target, self.mem, self.machine.hostproc.addrs)
         return self.image
+
+    def link(self, objects: list[ObjectFile], defer: bool | frozenset[str] = False) -> LinkedImage:
+        """Link ``objects`` into the image: the first link, or an append to
+        the live image (one transaction, one new generation). Returns what
+        this link placed; ``self.image`` is the whole image."""
+        return self._live_image().append(objects, run_resolver=self._run_resolver, defer=defer)
+
+    append = link
+
+    def define(self, name: str, addr: int) -> None:
+        """Publish an absolute symbol (spelled as in the symbol table)."""
+        self._live_image().define(name, addr)
+
+    @property
+    def generation(self) -> int:
+        """The image's generation: 0 after the first link, +1 per append
+        (-1 before anything is linked)."""
+        return -1 if self.image is None else self.image.generation
 
     def _run_resolver(self, addr: int, name: str = "?") -> int:
         self.stage = f"ifunc resolver {name}"
@@ -228,7 +250,7 @@ class JitProcess:
         destructors. ``timeout`` (seconds) bounds each of those calls."""
         if timeout is not None:
             self.timeout = timeout
-        if self.image is None:
+        if self.image is None or self.image.generation < 0:
             raise KitemuError("nothing is linked")
         addr = self.lookup(entry)
         if addr is None:

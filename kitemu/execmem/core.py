@@ -147,6 +147,8 @@ class ExecMem:
         self.capacity = capacity
         self.alias_offset = alias_offset
         self.next = base
+        #: end of what ``commit`` may hand out (``reserve_top`` lowers it)
+        self.limit = base + capacity
         self.chunks: list[Chunk] = []
         self._starts: list[int] = []
         self.freed = False
@@ -176,10 +178,10 @@ class ExecMem:
             raise ValueError(kind)
         self._alive()
         size = self.round_up(max(size, 1))
-        if self.next + size > self.base + self.capacity:
+        if self.next + size > self.limit:
             raise ExecMemError(
                 f"exec memory region out of capacity: need {size:#x} more bytes for {kind}, "
-                f"{self.base + self.capacity - self.next:#x} of {self.capacity:#x} left")
+                f"{self.limit - self.next:#x} of {self.capacity:#x} left")
         addr = self.next
         if kind == "code" and self.strategy is Strategy.DUAL_MAP:
             alias = addr + self.alias_offset
@@ -199,6 +201,23 @@ class ExecMem:
             # every other JIT code chunk becomes RW with this one
             self.set_jit_write_mode(True)
         return chunk
+
+    @property
+    def left(self) -> int:
+        """Bytes ``commit`` can still hand out."""
+        return self.limit - self.next
+
+    def reserve_top(self, size: int) -> int:
+        """Take ``size`` bytes (rounded to the reservation granularity) off
+        the top of the region, never to be committed: a guard range whose
+        addresses fault when used. Returns its start."""
+        self._alive()
+        size = -(-size // self.granularity) * self.granularity
+        if self.limit - size < self.next:
+            raise ExecMemError(f"exec memory region out of capacity: no room left for a "
+                               f"{size:#x}-byte guard range at the top of the region")
+        self.limit -= size
+        return self.limit
 
     def _vp_commit(self, addr: int, size: int, kind: str) -> None:
         """``VirtualAlloc(MEM_RESERVE, PAGE_NOACCESS)`` when the current
@@ -257,6 +276,45 @@ class ExecMem:
 
     def read(self, addr: int, size: int) -> bytes:
         return self.backend.read(addr, size)
+
+    def patch(self, writes: list[tuple[int, bytes]]) -> None:
+        """Write into committed memory whatever its current permission, as a
+        JIT patches code and data it already published (staged relocations,
+        hot-reload slots, breakpoints): each chunk touched is opened the
+        strategy's way (mprotect/virtualprotect: flip to RW, never W and X
+        at once; dual-map: through the RW alias; jit-toggle: the thread's
+        write mode), written, and given its permission back; code is
+        flushed. Every address is checked before anything changes."""
+        self._alive()
+        by_chunk: dict[int, tuple[Chunk, list[tuple[int, bytes]]]] = {}
+        for addr, data in writes:
+            pos, end = addr, addr + len(data)
+            while pos < end:
+                chunk = self.chunk_at(pos)
+                if chunk is None:
+                    raise ExecMemError(f"patch of {len(data)} bytes at {addr:#x}: {pos:#x} is "
+                                       "not committed memory of this region")
+                stop = min(end, chunk.end)
+                by_chunk.setdefault(chunk.addr, (chunk, []))[1].append(
+                    (pos, data[pos - addr:stop - addr]))
+                pos = stop
+        for chunk, pieces in by_chunk.values():
+            opened = None
+            if chunk.alias is None and not chunk.perm & Perm.W:
+                if chunk.kind == "code" and self.strategy is Strategy.JIT_TOGGLE:
+                    opened = ("toggle", self.jit_write_mode)
+                    self.set_jit_write_mode(True)
+                else:
+                    opened = ("perm", chunk.perm)
+                    self.protect(chunk, RW)
+            for pos, piece in pieces:
+                self.write(pos, piece)
+            if opened is not None:
+                how, old = opened
+                if how == "toggle":
+                    self.set_jit_write_mode(old)
+                else:
+                    self.protect(chunk, old)
 
     # -- permissions ------------------------------------------------------
     def protect(self, chunk: Chunk, perm: Perm) -> None:
@@ -345,6 +403,7 @@ class ExecMem:
         self._starts.clear()
         self._reservations.clear()
         self.next = self.base
+        self.limit = self.base + self.capacity
         self.freed = True
 
     # -- helpers ----------------------------------------------------------

@@ -2,13 +2,27 @@
 
 The baseline of the roadmap: reserve one contiguous region, copy sections into
 permission segments, apply relocations against the runtime addresses, and flip
-to W^X final permissions.
+to W^X final permissions. Every link is an *append* to a
+:class:`~kitemu.link.image.JitImage`: the first one to an empty image, later
+ones to the live image, without moving anything already placed.
 
-Layout of one link inside the region (each segment starts on a page)::
+Layout of one append (three segments)::
 
     code    [.text of every input ...][far-call stubs]                    RX
     rodata  [.rodata, .eh_frame ...][GOT entries][stub cells]             R
     data    [.data ...][.init_array][.fini_array][.bss ...][COMMON]      RW
+
+Each segment goes into the tail of the image's open chunk of its kind (code,
+rodata, data: :class:`~kitemu.link.image.Arena`) when it fits there, else
+into a newly committed chunk; the first link of an image commits one chunk
+per segment, exactly its size, so its layout is that of a one-shot link.
+
+Names nobody defines yet can be *deferred* (``defer=``): a branch to one
+goes through a pending stub whose cell points at a guard address that
+faults naming the symbol; data references, GOT entries and PC-relative
+address computations are *staged*: encoded against the guard now, and
+re-applied (a new relocation record, the current generation) by the append
+that defines the name.
 
 Stubs (``Arch.indirect_jump``) jump through a *stub cell* holding the real
 destination. Host functions and IFUNCs get a stub each and their canonical
@@ -17,23 +31,27 @@ data, GOT entry - sees one address that is always within reach of the image
 (lld's "canonical PLT" idea). A branch to an in-image symbol that turns out to
 be out of reach gets a stub too; layout is then redone with the extra stubs.
 
-All fixups are applied into host-side ``bytearray`` copies of the segments;
-memory is written once per segment afterwards, so a failing link writes
-nothing into the image.
+Transactions. All fixups (and staged re-applications) are computed into
+host-side ``bytearray`` copies first; memory is written only when every one
+of them succeeded. What can still fail after that (an IFUNC resolver
+faulting) rolls the written ranges back to their old bytes. The image's
+symbols, GOT, stubs, pending table, records and generation change only at
+publish, the last step. Newly committed chunks stay as dead space that
+nothing points into (the arena reuses them).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import ExecMemError, FixupRangeError, LinkError, RelocationError
-from ..execmem import RO, ExecMem
+from ..errors import ExecMemError, FixupRangeError, KitemuError, LinkError, RelocationError
+from ..execmem import RO
 from ..loader.model import ObjectFile, Section, SectionKind
 from ..targets import Target as TargetDesc
 from ..targets.base import BitFieldDataFixup, Formula, RelocSpec, WrappingDataFixup
-from .records import RelocIndex, RelocRecord, StageLog
-from .symbols import (AbsTarget, CommonTarget, HostTarget, IfuncTarget, LinkerTarget,
-                      SectionTarget, SymbolTable, Target)
+from .records import RelocRecord, StageLog
+from .symbols import (AbsTarget, CommonTarget, HostTarget, IfuncTarget, ImageTarget, LinkerTarget,
+                      PendingTarget, SectionTarget, SymbolTable, Target)
 
 SEGMENT_OF = {
     SectionKind.TEXT: "code",
@@ -111,19 +129,23 @@ class Segment:
     buf: bytearray = field(default_factory=bytearray)
 
 
-@dataclass
+@dataclass(slots=True)
 class PlacedSymbol:
     name: str
     addr: int
     size: int
-    kind: str          # func | object | ifunc | notype | host-stub | stub | got
+    kind: str          # func | object | ifunc | notype | abs | common | stub
     obj: str           # owning input path, or "<host>" / "<linker>"
     local: bool
+    generation: int = 0
+    section: str = ""  # the input section (or "" for absolute/linker symbols)
 
 
 @dataclass
 class LinkedImage:
-    """What a link produced: addresses and the metadata runs and reports need."""
+    """What one link (append) produced: its addresses and the metadata runs
+    and reports need. ``section_addrs``, ``got``, ``stubs`` are keyed by
+    image-wide object indices (``image.inputs``)."""
 
     target: TargetDesc
     segments: list[Segment]
@@ -140,79 +162,102 @@ class LinkedImage:
     relocations_applied: int
     stages: StageLog
     records: list[RelocRecord]
-
-    @property
-    def reloc_index(self) -> RelocIndex:
-        if self._index is None:
-            self._index = RelocIndex(self.records)
-        return self._index
-
-    _index: RelocIndex | None = None
+    generation: int = 0
+    #: image-wide indices of this append's inputs
+    inputs: range = range(0)
+    #: names this append staged (defined by nobody yet) and names it resolved
+    deferred: list[str] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
 
 
-class Linker:
-    def __init__(self, target: TargetDesc, execmem: ExecMem, host_addrs: dict[str, int]):
-        self.target = target
-        self.arch = target.arch
-        self.mem = execmem
-        self.host_addrs = host_addrs
-        #: symbols the linker itself defines when referenced and not defined
-        #: by an input: ``__dso_handle`` (what ``__cxa_atexit`` registrations
-        #: name as their module) is the image's first address
-        self.linker_defined = {target.symbol("__dso_handle")}
+def formula_value(formula: Formula, S: int, A: int, P: int) -> int:
+    """The psABI formulas a staged relocation can be re-applied with, once
+    ``S`` is known (GOT forms re-apply through their GOT entry instead)."""
+    if formula is Formula.ABS:
+        return S + A
+    if formula in (Formula.PCREL, Formula.PCREL_LO):
+        return S + A - P
+    if formula is Formula.PAGE_PCREL:
+        return ((S + A) & ~0xFFF) - (P & ~0xFFF)
+    raise AssertionError(formula)
 
-    # ------------------------------------------------------------------
-    def link(self, objects: list[ObjectFile], run_resolver=None) -> LinkedImage:
-        """Link ``objects`` into the region. ``run_resolver(addr) -> int``
-        runs an IFUNC resolver in the machine (needed only if there are IFUNCs)."""
-        for obj in objects:
-            if obj.target != self.target.name:
-                raise LinkError(f"{obj.path}: object is for {obj.target}, not {self.target.name}")
-        stages = StageLog()
-        stages.mark("reserve", f"region {self.mem.base:#x}+{self.mem.capacity:#x}, "
-                    f"{self.mem.strategy.value}, page {self.mem.page_size:#x}")
-        symtab = SymbolTable(objects, set(self.host_addrs), self.linker_defined)
-        plan = _Plan(self, objects, symtab)
+
+# formulas a relocation against a not-yet-defined name can be staged with
+_STAGEABLE = (Formula.ABS, Formula.PCREL, Formula.PAGE_PCREL)
+
+
+def append(image, objects: list[ObjectFile], run_resolver=None,
+           defer: bool | frozenset[str] = False) -> LinkedImage:
+    """Link ``objects`` into ``image`` (a :class:`~kitemu.link.image.JitImage`)
+    as one transaction; see the module docstring. ``run_resolver(addr,
+    name) -> int`` runs an IFUNC resolver in the machine (needed only if
+    there are IFUNCs). ``defer``: True, or the names, of undefined symbols
+    that may stay pending instead of failing the link."""
+    target = image.target
+    for obj in objects:
+        if obj.target != target.name:
+            raise LinkError(f"{obj.path}: object is for {obj.target}, not {target.name}")
+    if not objects:
+        raise LinkError("nothing to link: no input objects")
+    image.mem._alive()
+    stages = StageLog()
+    mem = image.mem
+    stages.mark("reserve", f"region {mem.base:#x}+{mem.capacity:#x}, "
+                f"{mem.strategy.value}, page {mem.page_size:#x}")
+    first = len(image.inputs)
+    image.inputs.extend(objects)        # tentatively: truncated again on failure
+    try:
+        indices = range(first, len(image.inputs))
+        symtab = SymbolTable(image.inputs, set(image.host_addrs), image.linker_defined,
+                             indices=indices, image=image, defer=defer)
+        plan = _Plan(image, indices, symtab)
         plan.collect()
         symtab.raise_missing()
-        stages.mark("resolve", f"{len(objects)} inputs, {len(symtab.globals)} globals")
-
-        far_targets: set[Target] = set()
+        stages.mark("resolve", f"{len(objects)} inputs, {len(symtab.globals)} globals"
+                    + (f", {len(symtab.deferred)} deferred" if symtab.deferred else ""))
+        far_targets: set = set()
         for passes in range(1, _MAX_LAYOUT_PASSES + 1):
-            plan.layout(self.mem.next, far_targets)
+            plan.layout(far_targets)
             newly_far = plan.apply()
             if not newly_far:
                 break
             far_targets |= newly_far
         else:
             raise LinkError("layout did not converge: far-call stubs keep moving targets out of reach")
+        plan.restage()
         stages.mark("layout+fixups", ", ".join(f"{s.name} {s.addr:#x}+{s.size:#x}"
                                                for s in plan.segments.values() if s.size)
                     + f" ({passes} pass{'es' if passes > 1 else ''})", plan.applied)
-        stages.group("stubs/GOT", len(plan.got_addr) + len(plan.stub_addr) + len(plan.island_addr))
-        stages.stages[-1].detail = (f"{len(plan.got_addr)} GOT entries, {len(plan.stub_addr)} "
+        stages.group("stubs/GOT", len(plan.new_got) + len(plan.new_stubs) + len(plan.island_addr))
+        stages.stages[-1].detail = (f"{len(plan.new_got)} GOT entries, {len(plan.new_stubs)} "
                                     f"canonical stubs, {len(plan.island_addr)} island stubs")
         for kind, n in sorted(plan.kind_counts.items()):
             stages.group(f"fixups {kind}", n)
-        image = plan.commit(run_resolver, stages)
-        return image
+        return plan.commit(run_resolver, stages)
+    except BaseException:
+        del image.inputs[first:]
+        raise
 
 
 class _Plan:
-    """The state of one link between resolution and commit."""
+    """The state of one append between resolution and publish."""
 
-    def __init__(self, linker: Linker, objects: list[ObjectFile], symtab: SymbolTable):
-        self.linker = linker
-        self.arch = linker.arch
-        self.mem = linker.mem
-        self.objects = objects
+    def __init__(self, image, indices: range, symtab: SymbolTable):
+        self.image = image
+        self.arch = image.target.arch
+        self.mem = image.mem
+        self.objects = image.inputs
+        self.indices = indices
         self.symtab = symtab
-        self.page = linker.mem.page_size
+        self.page = image.mem.page_size
+        self.generation = image.generation + 1
 
     # -- pass 0: which sections, which GOT entries, which stubs ------------
     def collect(self) -> None:
+        image = self.image
         self.placed: list[tuple[int, Section]] = []
-        for oi, obj in enumerate(self.objects):
+        for oi in self.indices:
+            obj = self.objects[oi]
             for sec in obj.sections.values():
                 if sec.kind.loaded:
                     if sec.kind is SectionKind.BSS and sec.relocations:
@@ -230,94 +275,123 @@ class _Plan:
         self.subtrahends: dict[tuple[int, int, int], Target | None] = {}
         self.got_targets: dict[Target | None, None] = {}
         for oi, sec in self.placed:
+            obj = self.objects[oi]
             for rel in sec.relocations:
                 spec = rel.spec
-                if spec.formula is Formula.NONE:
+                if spec.formula is Formula.NONE or spec.formula is Formula.PCREL_LO:
                     continue
                 t = self.symtab.resolve(oi, rel.symbol)
                 self.reloc_targets[(oi, sec.index, rel.index)] = t
                 if spec.formula is Formula.DELTA:
                     if rel.subtrahend is None:
-                        raise LinkError(f"{self.objects[oi].describe_reloc(sec, rel)}: "
+                        raise LinkError(f"{obj.describe_reloc(sec, rel)}: "
                                         "a difference relocation without its subtrahend symbol")
-                    self.subtrahends[(oi, sec.index, rel.index)] = \
-                        self.symtab.resolve(oi, rel.subtrahend)
+                    sub = self.symtab.resolve(oi, rel.subtrahend)
+                    self.subtrahends[(oi, sec.index, rel.index)] = sub
+                    if isinstance(sub, PendingTarget):
+                        t = sub
+                if isinstance(t, PendingTarget):
+                    self._check_stageable(obj, sec, rel)
                 if spec.formula in _GOT_FORMULAS:
                     self.got_targets[t] = None
-                if isinstance(t, (HostTarget, IfuncTarget)):
+                if isinstance(t, HostTarget) and t.name not in image.host_stubs:
                     self.stub_targets[t] = None   # canonical address is the stub
+                elif isinstance(t, IfuncTarget):
+                    self.stub_targets[t] = None
+                elif isinstance(t, PendingTarget) and self._pending_call(sec, rel) \
+                        and image.pending_stub(t.name) is None:
+                    self.stub_targets[t] = None   # calls wait in a pending stub
+        # GOT entries the image already has are shared
+        self.old_got = {t: a for t in self.got_targets
+                        if (a := image.got_entry(t)) is not None}
+        self.new_got = [t for t in self.got_targets if t not in self.old_got]
+        self.new_stubs = list(self.stub_targets)
+        # the guard addresses of pending names exist before layout needs them
+        if self.symtab.deferred:
+            image.ensure_guard()
+
+    def _pending_call(self, sec: Section, rel) -> bool:
+        """Is this reference to a pending name a call or jump, which waits in
+        a pending stub (rather than a staged address computation)?"""
+        return (rel.spec.branch and sec.kind is SectionKind.TEXT
+                and self.arch.can_stub(rel.spec, sec.data, rel.offset))
+
+    def _check_stageable(self, obj, sec, rel) -> None:
+        spec = rel.spec
+        if spec.formula in _STAGEABLE or spec.formula in _GOT_FORMULAS:
+            return
+        raise LinkError(f"{obj.describe_reloc(sec, rel)}: cannot be deferred: a {spec.formula.name} "
+                        "relocation against a symbol no input defines yet (only addresses, "
+                        "PC-relative and GOT references can wait for a later append)")
 
     # -- pass 1: addresses ----------------------------------------------
-    def layout(self, start: int, islands: set) -> None:
-        """Assign addresses. ``islands`` holds ``((obj, section), target)``
-        pairs: a branch in that input section cannot reach ``target`` (or
-        its canonical stub), so a range-extension stub is placed right after
-        the section, within reach of its branches."""
-        stub_targets = list(self.stub_targets)
-        self.stub_list = stub_targets
+    def layout(self, islands: set) -> None:
+        """Assign addresses. ``islands`` holds ``((obj, section), target,
+        extra)`` triples: a branch in that input section cannot reach
+        ``target + extra`` (``extra``: the branch's addend plus the arch's
+        branch bias; the target's canonical stub for a host function), so a
+        range-extension stub to it is placed right after the section,
+        within reach of its branches."""
         stub_size = self.arch.indirect_jump_size
         island_of: dict[tuple[int, int], list] = {}
-        for key, t in sorted(islands, key=repr):
-            island_of.setdefault(key, []).append(t)
+        for key, t, extra in sorted(islands, key=repr):
+            island_of.setdefault(key, []).append((t, extra))
         self.segments = {n: Segment(n, p) for n, p in (("code", "rx"), ("rodata", "r"), ("data", "rw"))}
         offsets: dict[tuple[int, int], tuple[str, int]] = {}
         island_offsets: dict[tuple, int] = {}
         seg_size = {"code": 0, "rodata": 0, "data": 0}
+        seg_align = {"code": 16, "rodata": 8, "data": 8}
         ordered = sorted(self.placed, key=lambda p: (_DATA_ORDER.get(p[1].kind, 0),
                                                      _array_priority(p[1])))
         for oi, sec in ordered:
             seg = SEGMENT_OF[sec.kind]
             off = align_up(seg_size[seg], sec.align)
+            seg_align[seg] = max(seg_align[seg], sec.align)
             offsets[(oi, sec.index)] = (seg, off)
             seg_size[seg] = off + sec.size
             if (oi, sec.index) in island_of:
                 off = align_up(seg_size[seg], 16)
-                for t in island_of[(oi, sec.index)]:
-                    island_offsets[((oi, sec.index), t)] = off
+                for t, extra in island_of[(oi, sec.index)]:
+                    island_offsets[((oi, sec.index), t, extra)] = off
                     off += stub_size
                 seg_size[seg] = off
         # COMMON symbols at the end of data
         common_off = {}
         for name, c in self.symtab.commons.items():
             off = align_up(seg_size["data"], c.align)
+            seg_align["data"] = max(seg_align["data"], c.align)
             common_off[name] = off
             seg_size["data"] = off + c.size
         # canonical stubs after code, GOT + stub cells after rodata
         stub_off = align_up(seg_size["code"], 16)
-        seg_size["code"] = stub_off + stub_size * len(stub_targets)
+        if self.new_stubs:
+            seg_size["code"] = stub_off + stub_size * len(self.new_stubs)
         got_off = align_up(seg_size["rodata"], 8)
-        got_list = list(self.got_targets)
-        seg_size["rodata"] = got_off + 8 * (len(got_list) + len(stub_targets) + len(island_offsets))
+        cell_count = len(self.new_got) + len(self.new_stubs) + len(island_offsets)
+        if cell_count:
+            seg_size["rodata"] = got_off + 8 * cell_count
 
-        need = sum(self.mem.round_up(n) for n in seg_size.values() if n)
-        left = self.mem.base + self.mem.capacity - start
-        if need > left:
-            # checked before any buffer is allocated: a corrupt or huge
-            # zero-fill/COMMON size is an error, not a MemoryError
-            raise ExecMemError(
-                f"exec memory region out of capacity: the link needs {need:#x} bytes "
-                f"(code {seg_size['code']:#x}, rodata {seg_size['rodata']:#x}, data "
-                f"{seg_size['data']:#x}), {left:#x} of {self.mem.capacity:#x} left")
-        addr = start
+        # where each segment goes: a tail of the image's open chunk or a new one
+        self.placement = self.image.arena.place(seg_size, seg_align)
         for name in ("code", "rodata", "data"):
             seg = self.segments[name]
             seg.size = seg_size[name]
             # an empty segment still gets an address: symbols in its empty
             # sections must point into the image, not at address 0
-            seg.addr = addr
-            if seg.size:
-                addr += self.mem.round_up(seg.size)
-        self.end = addr
-        self.first_addr = start
+            seg.addr = self.placement[name].addr
+        self.first_addr = self.image.first_addr
+        if self.first_addr is None:
+            self.first_addr = min(s.addr for s in self.segments.values())
         seg_addr = {n: s.addr for n, s in self.segments.items()}
         self.section_addr = {k: seg_addr[s] + o for k, (s, o) in offsets.items()}
         self.common_addr = {n: seg_addr["data"] + o for n, o in common_off.items()}
         code, ro = seg_addr["code"], seg_addr["rodata"]
-        self.stub_addr = {t: code + stub_off + i * stub_size for i, t in enumerate(stub_targets)}
-        self.got_addr = {t: ro + got_off + 8 * i for i, t in enumerate(got_list)}
-        cells = ro + got_off + 8 * len(got_list)
-        self.cell_addr = {t: cells + 8 * i for i, t in enumerate(stub_targets)}
-        cells += 8 * len(stub_targets)
+        self.stub_addr = {t: code + stub_off + i * stub_size for i, t in enumerate(self.new_stubs)}
+        self.got_addr = dict(self.old_got)
+        self.got_addr.update({t: ro + got_off + 8 * i for i, t in enumerate(self.new_got)})
+        cells = ro + got_off + 8 * len(self.new_got)
+        self.cell_addr = {t: cells + 8 * i for i, t in enumerate(self.new_stubs)}
+        cells += 8 * len(self.new_stubs)
         self.island_addr = {k: code + o for k, o in island_offsets.items()}
         self.island_cell = {k: cells + 8 * i for i, k in enumerate(island_offsets)}
 
@@ -327,22 +401,39 @@ class _Plan:
             return 0
         if isinstance(t, SectionTarget):
             return self.section_addr[(t.obj, t.section)] + t.offset
-        if isinstance(t, AbsTarget):
+        if isinstance(t, (AbsTarget,)):
             return t.value
+        if isinstance(t, ImageTarget):
+            return t.addr
         if isinstance(t, CommonTarget):
             return self.common_addr[t.name]
-        if isinstance(t, (HostTarget, IfuncTarget)):
+        if isinstance(t, HostTarget):
+            a = self.stub_addr.get(t)
+            return a if a is not None else self.image.host_stubs[t.name]
+        if isinstance(t, IfuncTarget):
             return self.stub_addr[t]
+        if isinstance(t, PendingTarget):
+            return self.image.guard_of(t.name)
         if isinstance(t, LinkerTarget):
             return self.first_addr
         raise AssertionError(t)
 
+    def branch_address_of(self, t: Target | None) -> int:
+        """Where a call to ``t`` goes: a pending name's stub, else ``S``."""
+        if isinstance(t, PendingTarget):
+            a = self.stub_addr.get(t)
+            return a if a is not None else self.image.pending_stub(t.name)
+        return self.address_of(t)
+
     def destination_of(self, t: Target) -> int:
         """The value of a canonical stub's cell: the real host function, or
-        0 for an IFUNC until its resolver has run. (Island stubs jump to
-        ``address_of(t)``: for a host function, via its canonical stub.)"""
+        0 for an IFUNC until its resolver has run, or a pending name's guard.
+        (Island stubs jump to ``address_of(t)``: for a host function, via its
+        canonical stub.)"""
         if isinstance(t, HostTarget):
-            return self.linker.host_addrs[t.name]
+            return self.image.host_addrs[t.name]
+        if isinstance(t, PendingTarget):
+            return self.image.guard_of(t.name)
         return 0
 
     # -- pass 2: contents + fixups ---------------------------------------
@@ -361,21 +452,23 @@ class _Plan:
                 seg, off = self._seg_off(oi, sec)
                 seg.buf[off:off + sec.size] = sec.data
         ptr = self.arch.pointer_size
-        for t, a in self.got_addr.items():
-            self._write_word(a, self.address_of(t), ptr)
+        for t in self.new_got:
+            self._write_word(self.got_addr[t], self.address_of(t), ptr)
         for t, a in self.stub_addr.items():
             self._write_bytes(a, self.arch.indirect_jump(a, self.cell_addr[t]))
             self._write_word(self.cell_addr[t], self.destination_of(t), ptr)
-        for (key, t), a in self.island_addr.items():
-            cell = self.island_cell[(key, t)]
+        for (key, t, extra), a in self.island_addr.items():
+            cell = self.island_cell[(key, t, extra)]
             self._write_bytes(a, self.arch.indirect_jump(a, cell))
-            self._write_word(cell, self.address_of(t), ptr)
+            self._write_word(cell, self.branch_address_of(t) + extra, ptr)
 
         far: set = set()
         error: RelocationError | None = None
         applied = 0
         records: list[RelocRecord] = []
         kind_counts: dict[str, int] = {}
+        #: relocations against pending names: re-applied when they are defined
+        self.staged: list = []
         for oi, sec in self.placed:
             if not sec.relocations:
                 continue
@@ -388,26 +481,39 @@ class _Plan:
                 if spec.formula is Formula.NONE:
                     continue
                 P = sec_addr + rel.offset
+                pending = None
                 if spec.formula is Formula.PCREL_LO:
                     if hi_by_offset is None:
                         hi_by_offset = {r.offset: r for r in sec.relocations if r.spec.hi_part}
-                    value = self._pcrel_lo_value(obj, oi, sec, rel, hi_by_offset, sec_addr)
+                    value, hi, t = self._pcrel_lo_value(obj, oi, sec, rel, hi_by_offset, sec_addr)
+                    via = "got" if hi.spec.formula in _GOT_FORMULAS else ""
+                    if isinstance(t, PendingTarget) and not via:
+                        pending = (t.name, Formula.PCREL_LO, hi.addend, sec_addr + hi.offset)
                 else:
                     t = self.reloc_targets[(oi, sec.index, rel.index)]
                     via = "got" if spec.formula in _GOT_FORMULAS else ""
                     if spec.formula is Formula.DELTA:
                         T = self.address_of(self.subtrahends[(oi, sec.index, rel.index)])
                         value = self.address_of(t) + rel.addend - T
+                    elif isinstance(t, PendingTarget) and self._pending_call(sec, rel):
+                        value = self.branch_address_of(t) + rel.addend - P
+                        via = "pending stub"
                     else:
                         value = self._value(spec, t, rel.addend, P, seg, base_off + rel.offset)
+                        if isinstance(t, PendingTarget) and not via:
+                            pending = (t.name, spec.formula, rel.addend, P)
                     if spec.branch and sec.kind is SectionKind.TEXT and \
                             not spec.fixup.in_range(value) and \
                             self.arch.can_stub(spec, seg.buf, base_off + rel.offset):
-                        island = self.island_addr.get(((oi, sec.index), t))
+                        # the stub jumps to where the branch aims, S + A + bias;
+                        # the branch itself aims at the stub
+                        bias = self.arch.branch_bias
+                        key = ((oi, sec.index), t, rel.addend + bias)
+                        island = self.island_addr.get(key)
                         if island is None:
-                            far.add(((oi, sec.index), t))
+                            far.add(key)
                             continue
-                        value = island + rel.addend - P
+                        value = island - bias - P
                         via = "island"
                 try:
                     spec.fixup.encode(seg.buf, base_off + rel.offset, value)
@@ -415,13 +521,23 @@ class _Plan:
                     # final only if this layout is: islands added for this pass's far
                     # branches move code, and with it this value
                     if error is None:
+                        what = (f" (staged against {pending[0]!r}, not defined yet: its guard "
+                                f"address {self.address_of(t):#x} stands in)") if pending else ""
                         error = RelocationError(f"{obj.describe_reloc(sec, rel)}: cannot be "
                                                 f"applied: {e.detail} (value {value:#x}, place "
-                                                f"{P:#x})")
+                                                f"{P:#x}){what}")
                     continue
                 applied += 1
                 kind_counts[spec.fixup.name] = kind_counts.get(spec.fixup.name, 0) + 1
-                records.append(self._record(len(records), obj, oi, sec, rel, value, P, via))
+                rec = self._record(self.image.next_apply_id + len(records), obj, oi, sec, rel,
+                                   value, P,
+                                   via or ("pending" if pending else ""), t)
+                records.append(rec)
+                if pending is not None:
+                    name, formula, A, formula_P = pending
+                    self.staged.append(self.image.staged_site(
+                        name, obj.path, sec.name, rel.offset, rel.name, spec.fixup, formula,
+                        A, formula_P, P, self.generation))
         if error is not None and not far:
             raise error
         self.applied = applied
@@ -429,20 +545,65 @@ class _Plan:
         self.kind_counts = kind_counts
         return far
 
-    def _record(self, apply_id, obj, oi, sec, rel, value, P, via) -> RelocRecord:
+    def restage(self) -> None:
+        """Re-apply, into copies, every earlier relocation staged against a
+        name this append defines: pending stub cells, GOT entries and staged
+        sites get the definition's address. Range errors fail the append
+        (naming the staged relocation), before anything is written."""
+        image = self.image
+        self.restaged: list[tuple[int, bytes]] = []
+        self.restaged_records: list[RelocRecord] = []
+        self.resolved: list[str] = []
+        ptr = self.arch.pointer_size
+        new_names = set(self.symtab.globals) | set(self.symtab.commons)
+        for name in sorted(new_names & set(image.pending)):
+            p = image.pending[name]
+            d = self.symtab.globals.get(name)
+            S = self.address_of(d.target if d is not None else CommonTarget(name))
+            self.resolved.append(name)
+            for cell in p.cells:
+                self.restaged.append((cell, S.to_bytes(ptr, "little")))
+            if p.got is not None:
+                self.restaged.append((p.got, S.to_bytes(ptr, "little")))
+            for site in p.sites:
+                buf = bytearray(image.mem.read(site.place, site.fixup.size))
+                value = formula_value(site.formula, S, site.addend, site.formula_place)
+                try:
+                    site.fixup.encode(buf, 0, value)
+                except FixupRangeError as e:
+                    raise RelocationError(
+                        f"{site.input}: section {site.section}: relocation {site.kind} at offset "
+                        f"{site.offset:#x} against {name!r} (staged in generation "
+                        f"{site.generation}) cannot be applied now that "
+                        f"{self._definer(name)} defines it at {S:#x}: {e.detail} "
+                        f"(value {value:#x}, place {site.place:#x})") from None
+                self.restaged.append((site.place, bytes(buf)))
+                self.restaged_records.append(RelocRecord(
+                    image.next_apply_id + len(self.records) + len(self.restaged_records),
+                    site.input, site.section,
+                    site.offset, site.kind, site.fixup.name, name, site.addend, value,
+                    site.place, site.fixup.size, S + site.addend, "staged", self.generation))
+
+    def _definer(self, name: str) -> str:
+        d = self.symtab.globals.get(name)
+        if d is not None:
+            return self.objects[d.obj].path
+        return ", ".join(self.objects[i].path for i in self.symtab.commons[name].objs)
+
+    def _record(self, apply_id, obj, oi, sec, rel, value, P, via, t) -> RelocRecord:
         spec = rel.spec
         if spec.formula is Formula.PCREL_LO:
             sym = obj.symbols[rel.symbol].name or "?"
             target = None
         else:
-            t = self.reloc_targets[(oi, sec.index, rel.index)]
             sym = self._target_name(t)
             target = None if spec.formula in (Formula.ADD, Formula.SUB, Formula.DELTA) \
                 else self.address_of(t) + rel.addend
             if isinstance(t, (HostTarget, IfuncTarget)) and not via:
                 via = "stub"
         return RelocRecord(apply_id, obj.path, sec.name, rel.offset, spec.name, spec.fixup.name,
-                           sym, rel.addend, value, P, spec.fixup.size, target, via)
+                           sym, rel.addend, value, P, spec.fixup.size, target, via,
+                           self.generation)
 
     def _value(self, spec: RelocSpec, t, A: int, P: int, seg: Segment, off: int) -> int:
         f = spec.formula
@@ -464,9 +625,10 @@ class _Plan:
             return spec.fixup.decode(seg.buf, off) - (self.address_of(t) + A)
         raise AssertionError(f)
 
-    def _pcrel_lo_value(self, obj, oi, sec, rel, hi_by_offset, sec_addr) -> int:
+    def _pcrel_lo_value(self, obj, oi, sec, rel, hi_by_offset, sec_addr):
         """RISC-V PCREL_LO12_*: the symbol labels the AUIPC whose HI20 (or
-        GOT_HI20) relocation gives the value; the LO part is its low 12 bits."""
+        GOT_HI20) relocation gives the value; the LO part is its low 12 bits.
+        Returns (value, the HI relocation, its target)."""
         label = obj.symbols[rel.symbol]
         if label.section != sec.index:
             raise RelocationError(f"{obj.describe_reloc(sec, rel)}: its label {label.name!r} is "
@@ -479,8 +641,8 @@ class _Plan:
         t = self.reloc_targets[(oi, sec.index, hi.index)]
         hi_p = sec_addr + hi.offset
         if hi.spec.formula is Formula.GOT_PCREL:
-            return self.got_addr[t] + hi.addend - hi_p
-        return self.address_of(t) + hi.addend - hi_p
+            return self.got_addr[t] + hi.addend - hi_p, hi, t
+        return self.address_of(t) + hi.addend - hi_p, hi, t
 
     def _seg_off(self, oi, sec) -> tuple[Segment, int]:
         seg = self.segments[SEGMENT_OF[sec.kind]]
@@ -499,69 +661,53 @@ class _Plan:
     def _write_word(self, addr: int, value: int, size: int) -> None:
         self._write_bytes(addr, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
 
-    # -- pass 3: memory ---------------------------------------------------
+    # -- pass 3: memory, then publish ---------------------------------------
     def commit(self, run_resolver, stages: StageLog) -> LinkedImage:
-        mem = self.mem
-        chunks = {}
-        for name, kind in (("code", "code"), ("rodata", "data"), ("data", "data")):
-            seg = self.segments[name]
-            if not seg.size:
-                continue
-            chunk = mem.commit(seg.size, kind)
-            if chunk.addr != seg.addr:
-                raise AssertionError(f"layout planned {seg.addr:#x}, got {chunk.addr:#x}")
-            mem.write(seg.addr, bytes(seg.buf))
-            chunks[name] = chunk
-        stages.mark("copy", ", ".join(f"{n} {c.addr:#x}+{c.size:#x}" for n, c in chunks.items()))
-        if "code" in chunks:
-            mem.make_executable(chunks["code"])
-        stages.mark("finalize code", "r-x")
+        image, mem = self.image, self.mem
+        ifuncs = [(t.name, self.address_of(t.resolver), self.cell_addr[t])
+                  for t in self.new_stubs if isinstance(t, IfuncTarget)]
+        if ifuncs and run_resolver is None:
+            raise LinkError("IFUNC symbols need a machine to run their resolvers")
+        written: list[tuple[int, bytes]] = []       # (addr, old bytes): the undo log
+        try:
+            chunks = image.arena.commit(self.placement, self.segments, written)
+            stages.mark("copy", ", ".join(f"{n} {s.addr:#x}+{s.size:#x}"
+                                          for n, s in self.segments.items() if s.size))
+            if chunks.get("code") is not None:
+                mem.make_executable(chunks["code"])
+            stages.mark("finalize code", "r-x")
+            if ifuncs:
+                stages.mark("ifunc resolvers", ", ".join(n for n, _, _ in ifuncs), len(ifuncs))
+                for name, resolver, cell in ifuncs:
+                    value = run_resolver(resolver, name)
+                    mem.write(cell, value.to_bytes(8, "little"))
+            if chunks.get("rodata") is not None:
+                mem.protect(chunks["rodata"], RO)
+            stages.mark("finalize rodata", "r--")
+            if self.restaged:
+                written.extend((a, mem.read(a, len(d))) for a, d in self.restaged)
+                mem.patch(self.restaged)
+                stages.mark("staged relocations", ", ".join(self.resolved),
+                            len(self.restaged_records))
+        except BaseException as e:
+            image.arena.rollback(written)
+            if isinstance(e, KitemuError) or not isinstance(e, Exception):
+                raise
+            raise ExecMemError(f"append failed while writing memory: {e}") from e
+        return image.publish(self, stages, ifuncs)
 
-        ifuncs = []
-        for t in self.stub_list:
-            if isinstance(t, IfuncTarget):
-                ifuncs.append((t.name, self.address_of(t.resolver), self.cell_addr[t]))
-        if ifuncs:
-            if run_resolver is None:
-                raise LinkError("IFUNC symbols need a machine to run their resolvers")
-            stages.mark("ifunc resolvers", ", ".join(n for n, _, _ in ifuncs), len(ifuncs))
-            for name, resolver, cell in ifuncs:
-                value = run_resolver(resolver, name)
-                mem.write(cell, value.to_bytes(8, "little"))
-        if "rodata" in chunks:
-            mem.protect(chunks["rodata"], RO)
-        stages.mark("finalize rodata", "r--")
+    def read_array(self, kind: SectionKind) -> list[int]:
+        """The function pointers of all ``kind`` sections, in address order
+        (which layout sorted by priority)."""
+        out = []
+        for oi, sec in sorted(self.placed, key=lambda p: self.section_addr[(p[0], p[1].index)]):
+            if sec.kind is kind:
+                seg, off = self._seg_off(oi, sec)
+                raw = seg.buf[off:off + sec.size]
+                out += [int.from_bytes(raw[i:i + 8], "little") for i in range(0, len(raw) - 7, 8)]
+        return out
 
-        def read_array(kind: SectionKind) -> list[int]:
-            """The function pointers of all ``kind`` sections, in address
-            order (which layout sorted by priority)."""
-            out = []
-            for oi, sec in sorted(self.placed, key=lambda p: self.section_addr[(p[0], p[1].index)]):
-                if sec.kind is kind:
-                    seg, off = self._seg_off(oi, sec)
-                    raw = seg.buf[off:off + sec.size]
-                    out += [int.from_bytes(raw[i:i + 8], "little") for i in range(0, len(raw) - 7, 8)]
-            return out
-
-        return LinkedImage(
-            target=self.linker.target,
-            segments=[s for s in self.segments.values() if s.size],
-            globals=self._globals(),
-            symbols=self._placed_symbols(),
-            section_addrs=dict(self.section_addr),
-            got={t: a for t, a in self.got_addr.items()},
-            stubs=dict(self.stub_addr),
-            stub_cells=dict(self.cell_addr),
-            ifuncs=ifuncs,
-            preinit_array=read_array(SectionKind.PREINIT_ARRAY),
-            init_array=read_array(SectionKind.INIT_ARRAY),
-            fini_array=read_array(SectionKind.FINI_ARRAY),
-            relocations_applied=self.applied,
-            stages=stages,
-            records=self.records,
-        )
-
-    def _globals(self) -> dict[str, int]:
+    def globals_placed(self) -> dict[str, int]:
         out = {}
         for name, d in self.symtab.globals.items():
             out[name] = self.address_of(d.target)
@@ -569,36 +715,46 @@ class _Plan:
             out[name] = self.common_addr[name]
         return out
 
-    def _placed_symbols(self) -> list[PlacedSymbol]:
+    def placed_symbols(self) -> list[PlacedSymbol]:
         out = []
-        for oi, obj in enumerate(self.objects):
+        gen = self.generation
+        for oi in self.indices:
+            obj = self.objects[oi]
             for sym in obj.symbols:
                 if not sym.name or sym.type.value in ("section", "file") or not sym.defined \
                         or sym.name.startswith((".L", "$")):   # asm-local labels, mapping symbols
                     continue
+                section = ""
                 if sym.place.value == "section":
                     if (oi, sym.section) not in self.section_addr:
                         continue
-                    t = SectionTarget(oi, sym.section, sym.value)
-                    addr = self.address_of(t)
+                    addr = self.address_of(SectionTarget(oi, sym.section, sym.value))
+                    section = obj.sections[sym.section].name
+                    kind = sym.type.value
                 elif sym.place.value == "abs":
-                    addr = sym.value
+                    addr, kind = sym.value, "abs"
                 else:
-                    addr = self.common_addr.get(sym.name, 0)
-                out.append(PlacedSymbol(sym.name, addr, sym.size, sym.type.value, obj.path,
-                                        sym.binding.value == "local"))
+                    addr = self.common_addr.get(sym.name)
+                    if addr is None:       # merged into an earlier append's definition
+                        continue
+                    kind, section = "common", "COMMON"
+                out.append(PlacedSymbol(sym.name, addr, sym.size, kind, obj.path,
+                                        sym.binding.value == "local", gen, section))
         for t, a in self.stub_addr.items():
-            out.append(PlacedSymbol(f"{self._target_name(t)}@stub", a,
-                                    self.arch.indirect_jump_size, "stub", "<linker>", True))
-        for (key, t), a in self.island_addr.items():
-            out.append(PlacedSymbol(f"{self._target_name(t)}@island", a,
-                                    self.arch.indirect_jump_size, "stub", "<linker>", True))
+            name = self._target_name(t)
+            out.append(PlacedSymbol(f"{name}@{'pending' if isinstance(t, PendingTarget) else 'stub'}",
+                                    a, self.arch.indirect_jump_size, "stub", "<linker>", True, gen))
+        for (key, t, extra), a in self.island_addr.items():
+            plus = f"{extra:+#x}" if extra else ""
+            out.append(PlacedSymbol(f"{self._target_name(t)}{plus}@island", a,
+                                    self.arch.indirect_jump_size, "stub", "<linker>", True, gen))
         return out
 
     def _target_name(self, t) -> str:
         if t is None:
             return "<weak undefined>"
-        if isinstance(t, (HostTarget, IfuncTarget, CommonTarget, LinkerTarget)):
+        if isinstance(t, (HostTarget, IfuncTarget, CommonTarget, LinkerTarget, ImageTarget,
+                          PendingTarget)):
             return t.name
         if isinstance(t, AbsTarget):
             return f"{t.value:#x}"

@@ -11,17 +11,16 @@ Two uses today:
   addresses). A fault report names the relocation that *wrote* the faulting
   address (the PC or data address lies inside a patched field) or that
   *produced* it (its target address ``S + A`` equals the faulting address).
-  The patch-site index of later issues is built on these records.
+  :class:`RelocIndex` is the patch-site index built on these records.
 """
 
 from __future__ import annotations
 
-import bisect
 import time
 from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RelocRecord:
     apply_id: int
     input: str            # object file path
@@ -88,27 +87,55 @@ class StageLog:
 
 
 class RelocIndex:
-    """All records of an image, indexed by place and by target address."""
+    """Every applied fixup of an image, indexed; grows with each append at a
+    cost proportional to the records added, whatever the image's size.
 
-    def __init__(self, records: list[RelocRecord]):
-        self.records = records
-        self._by_place = sorted(records, key=lambda r: r.place)
-        self._places = [r.place for r in self._by_place]
+    The patch-site index of the roadmap (§1.8) is three of its maps:
+    ``by_symbol`` (target symbol -> apply ids), ``by_input`` (owning input
+    -> apply ids) and ``by_section`` ((input, written section) -> apply
+    ids). Apply ids are dense: ``records[i].apply_id == i``. A site
+    re-applied later (a staged relocation) has several records; the last
+    one wrote the bytes that are there now."""
+
+    #: granularity of the place index: a field is listed under every bucket
+    #: it touches, so ``wrote`` looks at one bucket
+    BUCKET = 64
+
+    def __init__(self, records: list[RelocRecord] = ()):
+        self.records: list[RelocRecord] = []
+        self.by_symbol: dict[str, list[int]] = {}
+        self.by_input: dict[str, list[int]] = {}
+        self.by_section: dict[tuple[str, str], list[int]] = {}
+        self._by_bucket: dict[int, list[RelocRecord]] = {}
         self._by_target: dict[int, list[RelocRecord]] = {}
+        self.add(records)
+
+    def add(self, records: list[RelocRecord]) -> None:
         for r in records:
+            if r.apply_id != len(self.records):
+                raise AssertionError(f"apply id {r.apply_id} out of sequence "
+                                     f"(expected {len(self.records)})")
+            self.records.append(r)
+            i = r.apply_id
+            self.by_symbol.setdefault(r.symbol, []).append(i)
+            self.by_input.setdefault(r.input, []).append(i)
+            self.by_section.setdefault((r.input, r.section), []).append(i)
+            for b in range(r.place // self.BUCKET, (r.place + max(r.size, 1) - 1) // self.BUCKET + 1):
+                self._by_bucket.setdefault(b, []).append(r)
             if r.target is not None:
                 self._by_target.setdefault(r.target, []).append(r)
 
+    def sites(self, symbol: str) -> list[RelocRecord]:
+        """The records of every fixup against ``symbol``, in apply order."""
+        return [self.records[i] for i in self.by_symbol.get(symbol, ())]
+
     def wrote(self, addr: int) -> RelocRecord | None:
         """The last record whose patched bytes contain ``addr``."""
-        i = bisect.bisect_right(self._places, addr) - 1
         best = None
-        while i >= 0 and addr - self._places[i] < 16:
-            r = self._by_place[i]
+        for r in self._by_bucket.get(addr // self.BUCKET, ()):
             if r.place <= addr < r.place + max(r.size, 1):
                 if best is None or r.apply_id > best.apply_id:
                     best = r
-            i -= 1
         return best
 
     def produced(self, addr: int) -> RelocRecord | None:

@@ -262,6 +262,11 @@ class Arch:
     pointer_size: int = 8
     #: size in bytes of :meth:`indirect_jump` code
     indirect_jump_size: int = 16
+    #: where a PC-relative branch counts from, relative to its field ``P``:
+    #: a branch with addend ``A`` aims at ``S + A + branch_bias``, which is
+    #: what a range-extension stub must jump to (x86-64 rel32 counts from
+    #: the end of the instruction, ``P + 4``; AArch64 and RISC-V from ``P``)
+    branch_bias: int = 0
     extra: dict = field(default_factory=dict)
 
     def indirect_jump(self, at: int, cell: int) -> bytes:

@@ -264,4 +264,5 @@ ARCH = X64(
     trap=b"\x0f\x0b",             # ud2
     fixed_uc_page_size=4096,
     indirect_jump_size=8,
+    branch_bias=4,
 )
