@@ -53,8 +53,8 @@ class FaultReport:
     #: ("wrote" | "produced", record): the relocation that patched the
     #: faulting address, or whose target it is
     relocation: tuple | None = None
-    #: hot-reload generation of the image the fault happened in (0: the
-    #: first link; there is no reload yet)
+    #: generation of the code the fault happened in (0: the first link;
+    #: each append or reload adds one)
     generation: int = 0
     #: capstone lines around the PC, the faulting instruction marked ``=>``
     #: (empty when the PC's bytes cannot be read)
@@ -63,6 +63,22 @@ class FaultReport:
     @property
     def exit_code(self) -> int:
         return 128 + SIGNALS[self.signal]
+
+    def relocation_subject(self) -> str:
+        """What :attr:`relocation` is about: ``"address"`` (it wrote or
+        produced the faulting address) or ``"pc"`` (no relocation did; this
+        one wrote or produced the faulting pc, e.g. the call that led to the
+        faulting function)."""
+        how, rec = self.relocation
+
+        def about(addr: int | None) -> bool:
+            if addr is None:
+                return False
+            if how == "wrote":
+                return rec.place <= addr < rec.place + max(rec.size, 1)
+            return rec.target == addr
+
+        return "pc" if about(self.pc) and not about(self.address) else "address"
 
     def summary(self) -> str:
         return f"{self.signal} ({self.si_code}) at pc {self.pc:#x}"
@@ -89,7 +105,8 @@ class FaultReport:
         if self.relocation:
             how, rec = self.relocation
             verb = "last written by" if how == "wrote" else "produced by"
-            text += f"; that address was {verb} {rec.describe()}"
+            subject = "that address" if self.relocation_subject() == "address" else "the pc"
+            text += f"; {subject} was {verb} {rec.describe()}"
         text += "."
         if not verbose:
             return text
@@ -101,12 +118,34 @@ class FaultReport:
 
 
 def signal_for(fault, arch_name: str, host_os: str) -> tuple[str, str]:
+    """(signal, si_code) as the host would deliver them.
+
+    macOS differs by architecture, because xnu's ``sendsig`` fills si_code
+    per arch: on x86-64 (bsd/dev/i386/unix_signal.c) SIGBUS is always
+    BUS_ADRERR and SIGSEGV is MAPERR/ACCERR by the Mach error; on arm64
+    (bsd/dev/arm/unix_signal.c) SIGBUS is always BUS_ADRALN, SIGSEGV always
+    SEGV_ACCERR and SIGILL always ILL_ILLTRP, whatever the cause. Which
+    signal it is comes from ux_exception: a permission failure on mapped
+    memory is SIGBUS, an unmapped address SIGSEGV."""
+    sig, code = _linux_signal(fault, arch_name)
+    if host_os != "macos" or fault.kind == "timeout":
+        return sig, code
+    if fault.kind == "protection":
+        sig = "SIGBUS"            # xnu: EXC_BAD_ACCESS / KERN_PROTECTION_FAILURE
+    if arch_name == "aarch64":
+        code = {"SIGBUS": "BUS_ADRALN", "SIGSEGV": "SEGV_ACCERR",
+                "SIGILL": "ILL_ILLTRP"}.get(sig, code)
+    elif arch_name == "x64" and sig == "SIGBUS":
+        code = "BUS_ADRERR"
+    # (no macOS runs on RISC-V: an rv64 target under the macOS model keeps
+    # Linux's si_codes, with macOS's choice of signal)
+    return sig, code
+
+
+def _linux_signal(fault, arch_name: str) -> tuple[str, str]:
     if fault.kind == "unmapped":
         return "SIGSEGV", "SEGV_MAPERR"
     if fault.kind == "protection":
-        if host_os == "macos":
-            # xnu: EXC_BAD_ACCESS with KERN_PROTECTION_FAILURE -> SIGBUS
-            return "SIGBUS", "BUS_ADRERR"
         return "SIGSEGV", "SEGV_ACCERR"
     if fault.kind == "illegal-instruction":
         return "SIGILL", "ILL_ILLOPC"
@@ -120,6 +159,8 @@ class Symbolizer:
 
     def __init__(self, image, host_addrs: dict[str, int] | None = None):
         entries = []
+        #: pending names' guard addresses (append-only images)
+        self.describe_guard = getattr(image, "describe_guard", None)
         macho = getattr(getattr(image, "target", None), "format", None) == "macho"
         if image is not None:
             for s in image.symbols:
@@ -142,6 +183,9 @@ class Symbolizer:
         self.addrs = [e[0] for e in entries]
 
     def lookup(self, addr: int) -> str | None:
+        guard = self.describe_guard(addr) if self.describe_guard else None
+        if guard is not None:
+            return guard
         i = bisect.bisect_right(self.addrs, addr) - 1
         best = None
         while i >= 0:
@@ -184,7 +228,21 @@ def describe_fault(fault, proc) -> FaultReport:
                        sym.lookup(pc) or "??",
                        sym.lookup(address) if address is not None else None,
                        proc.target.name, proc.host.os, getattr(proc, "stage", ""), relocation,
-                       getattr(proc, "generation", 0), disassemble_around(proc, pc, sym))
+                       _generation_at(proc, pc), disassemble_around(proc, pc, sym))
+
+
+def _generation_at(proc, pc: int) -> int:
+    """The generation that placed the code at ``pc`` (the innermost symbol
+    containing it), else the image's current one; an IFUNC resolver that
+    faults during the first link runs code of generation 0."""
+    image = getattr(proc, "image", None)
+    best = None
+    for s in getattr(image, "symbols", ()):
+        if s.addr <= pc < s.addr + max(s.size, 1) and (best is None or s.addr >= best.addr):
+            best = s
+    if best is not None and hasattr(best, "generation"):
+        return best.generation
+    return max(getattr(proc, "generation", 0), 0)
 
 
 def _nearest_before(index, rec, pc: int):

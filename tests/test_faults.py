@@ -161,9 +161,28 @@ def test_macos_write_to_code_is_a_bus_error_with_its_j_stage():
     proc.link([b.build()])
     r = proc.run()
     f = r.fault
-    assert (f.signal, f.si_code, f.access) == ("SIGBUS", "BUS_ADRERR", "write")
+    # arm64 xnu: every SIGBUS has si_code BUS_ADRALN (x86-64: BUS_ADRERR)
+    assert (f.signal, f.si_code, f.access) == ("SIGBUS", "BUS_ADRALN", "write")
     assert f.stage == "entry main" and r.exit_code == 128 + 7
     assert "Bus error" in f.render() and "J-stage entry main" in f.render()
+
+
+@pytest.mark.parametrize("arch,kind,linux,macos", [
+    ("x64", "protection", ("SIGSEGV", "SEGV_ACCERR"), ("SIGBUS", "BUS_ADRERR")),
+    ("x64", "unmapped", ("SIGSEGV", "SEGV_MAPERR"), ("SIGSEGV", "SEGV_MAPERR")),
+    ("aarch64", "protection", ("SIGSEGV", "SEGV_ACCERR"), ("SIGBUS", "BUS_ADRALN")),
+    ("aarch64", "unmapped", ("SIGSEGV", "SEGV_MAPERR"), ("SIGSEGV", "SEGV_ACCERR")),
+    ("aarch64", "illegal-instruction", ("SIGILL", "ILL_ILLOPC"), ("SIGILL", "ILL_ILLTRP")),
+])
+def test_signal_and_si_code_per_host_and_arch(arch, kind, linux, macos):
+    """si_code as each kernel fills it: Linux by cause; xnu by arch (arm64
+    sendsig: every SIGBUS BUS_ADRALN, every SIGSEGV SEGV_ACCERR, every SIGILL
+    ILL_ILLTRP; i386 sendsig: SIGBUS BUS_ADRERR, SIGSEGV by Mach error)."""
+    from types import SimpleNamespace
+    from kitemu.faults import signal_for
+    fault = SimpleNamespace(kind=kind, intno=None)
+    assert signal_for(fault, arch, "linux") == linux
+    assert signal_for(fault, arch, "macos") == macos
 
 
 @pytest.mark.parametrize("target,signal", [("macho-arm64", "SIGBUS"), ("elf-aarch64", "SIGSEGV")])

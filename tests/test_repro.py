@@ -3,9 +3,8 @@
 * every case reproduces its expected.report (signal, si_code, J-stage, pc
   symbol, relocation...) under its host model (macOS, or Linux for a
   strict-alignment case), and its fixed variant runs correctly. The
-  expected reports say what the real host reports; where kitemu's model is
-  known to differ (MODEL_GAPS) the test checks that it differs in exactly
-  that way and xfails, so the gap stays visible and fixing it is noticed;
+  expected reports say what the real host reports (checked against xnu's
+  and Linux's signal code, not copied from kitemu's output);
 * the host x strategy table of each case (and of each fixed variant) has the
   case's crash/clean pattern; `kitemu repro` prints it with every strategy
   kitemu has;
@@ -44,30 +43,6 @@ CASES = find_cases(REGRESSIONS)
 CASE_NAMES = [c.name for c in CASES]
 KNOWN = ("mprotect", "dual-map", "jit-toggle")
 
-#: where kitemu's fault model is known to report something other than the
-#: real host: case -> (host, what the host reports, what kitemu reports).
-#: On arm64, xnu's sendsig (bsd/dev/arm/unix_signal.c) gives every SIGBUS
-#: si_code BUS_ADRALN; kitemu.faults.signal_for gives a macOS permission
-#: fault BUS_ADRERR on every architecture (right on x86-64 only). Remove an
-#: entry once kitemu.faults is fixed: the tests fail until then.
-MODEL_GAPS = {
-    "asm_reloc_to_rodata": ("macos", "BUS_ADRALN", "BUS_ADRERR"),
-    "jit_write_mode_call": ("macos", "BUS_ADRALN", "BUS_ADRERR"),
-}
-
-
-def kitemu_says(name: str, host: str, value: str) -> str:
-    """``value`` (an si_code or a table cell of the real host) as kitemu
-    reports it today."""
-    gap = MODEL_GAPS.get(name)
-    return value.replace(gap[1], gap[2]) if gap and gap[0] == host else value
-
-
-def xfail_gap(name: str) -> None:
-    host, real, ours = MODEL_GAPS[name]
-    pytest.xfail(f"kitemu.faults reports {ours} where {host} on arm64 reports {real}")
-
-
 def case(name):
     return load_case(os.path.join(REGRESSIONS, name))
 
@@ -98,10 +73,6 @@ def test_case_reproduces_its_expected_report(name):
     assert len(marked) == 1 and f"{out.fault.pc:#x}" in marked[0]
     assert out.fault.generation == 0
     diffs = compare_report(expected, report_fields(out, c.meta["target"]))
-    if name in MODEL_GAPS:
-        _, real, ours = MODEL_GAPS[name]
-        assert diffs == [f"si_code: expected {real!r}, got {ours!r}"]
-        xfail_gap(name)
     assert diffs == []
 
 
@@ -125,10 +96,8 @@ def test_host_by_strategy_table(name, variant):
         {(h, s) for h in ("linux", "macos") for s in strategies()}
     outs = run_table(c.program(variant), ["linux", "macos"], strategies(), timeout=10)
     got = {(o.host, o.strategy): o.cell for o in outs}
-    want = {(h, s): kitemu_says(name, h, expected[h][s]) for h in expected for s in expected[h]}
+    want = {(h, s): expected[h][s] for h in expected for s in expected[h]}
     assert got == want
-    if variant == "buggy" and name in MODEL_GAPS:
-        xfail_gap(name)
 
 
 def test_table_patterns_of_the_roadmap_causes():
@@ -144,7 +113,7 @@ def test_table_patterns_of_the_roadmap_causes():
     assert {k for k, o in a.items() if o.crashed} == {("linux", "jit-toggle"), ("macos", "jit-toggle")}
     assert a["macos", "jit-toggle"].fault.signal == "SIGBUS"
     b = table("rx_view_self_patch")
-    assert b["macos", "dual-map"].cell == "SIGBUS BUS_ADRERR"
+    assert b["macos", "dual-map"].cell == "SIGBUS BUS_ADRERR"      # x86-64 xnu
     assert b["linux", "dual-map"].cell == "SIGSEGV SEGV_ACCERR"
     for name in ("misaligned_ldxr", "misaligned_amo_rv64"):
         assert {o.cell for o in table(name).values()} == {"SIGBUS BUS_ADRALN"}
@@ -176,18 +145,12 @@ def test_cli_repro_case_prints_table_and_checks(name, capsys):
         want = table[h].get(s)
         if want is None:
             continue
-        want = kitemu_says(name, h, want)
         if want.startswith("clean"):
             assert row.startswith("clean") and row.endswith(f"exit {want.split()[1]}")
         else:
             assert row.startswith("crash " + want)
     assert "program crashed. Bus error" in out
     assert "disassembly around pc" in out and "\n    => 0x" in out
-    if name in MODEL_GAPS:
-        _, real, ours = MODEL_GAPS[name]
-        assert rc == 1 and "expected report: DIFFERS" in out and "expected table: DIFFERS" in out
-        assert f"si_code: expected {real!r}, got {ours!r}" in out
-        xfail_gap(name)
     assert rc == 0
     assert "expected report: matches" in out and "expected table: matches" in out
 
@@ -301,7 +264,7 @@ def test_minimize_padded_case_to_a_minimal_reproducer(tmp_path):
     f = red.outcome.fault
     assert f is not None and fault_key(f) == fault_key(first.fault)
     assert (f.signal, f.si_code, f.stage, f.pc_symbol, f.address_symbol) == \
-        ("SIGBUS", kitemu_says(c.name, "macos", "BUS_ADRALN"), "entry main",
+        ("SIGBUS", "BUS_ADRALN", "entry main",
          "_record_sample+0x10", "_sample_limits")
     # what is left: main (with the inline-asm routine) and calib's read-only table
     assert red.kept() == ["obj/main-padded.o", "obj/calib.o"]
@@ -335,7 +298,7 @@ def test_minimize_padded_case_to_a_minimal_reproducer(tmp_path):
     expected = c.expected_report()
     got = report_fields(again, "macho-arm64")
     for key in ("signal", "si_code", "kind", "access", "address", "j-stage", "pc"):
-        assert got[key] == kitemu_says(c.name, "macos", expected[key])
+        assert got[key] == expected[key]
 
 
 def test_cli_minimize_and_replay(tmp_path, capsys):
@@ -343,7 +306,7 @@ def test_cli_minimize_and_replay(tmp_path, capsys):
     assert cli_main(["repro", "--case", os.path.join(REGRESSIONS, "asm_reloc_to_rodata"),
                      "--variant", "padded", "--minimize", "-o", str(out_dir), "-q"]) == 0
     out = capsys.readouterr().out
-    si_code = kitemu_says("asm_reloc_to_rodata", "macos", "BUS_ADRALN")
+    si_code = "BUS_ADRALN"
     assert "minimized in" in out and f"same fault SIGBUS {si_code} in J-stage entry main" in out
     assert "  removed object noise.o" in out and "  trapped function main-padded.o: _unused_fold" in out
     assert "kept: obj/main-padded.o (edited), obj/calib.o (edited)" in out

@@ -463,15 +463,7 @@ def relocation_line(fault: FaultReport) -> str:
     sign = "+" if rec.addend >= 0 else "-"
     via = f" via {rec.via}" if rec.via else ""
     verb = "written by" if how == "wrote" else "produced by"
-
-    def about(addr: int | None) -> bool:
-        if addr is None:
-            return False
-        if how == "wrote":
-            return rec.place <= addr < rec.place + max(rec.size, 1)
-        return rec.target == addr
-
-    if about(fault.pc) and not about(fault.address):
+    if fault.relocation_subject() == "pc":
         verb = f"pc {verb}"
     return (f"{verb} {short_input(rec.input)}: section {rec.section}: relocation {rec.kind} at "
             f"offset {rec.offset:#x} against {rec.symbol} {sign} {abs(rec.addend):#x}{via}")
