@@ -10,13 +10,21 @@
 * the fuzzer can fail: with one fixup's encode monkeypatched to truncate it
   reports the failure, writes a replay file, and a shared example database
   replays that failure first on another run;
-* the ELF writer's objects read back through kitemu's own ELF reader.
+* the ELF writer's objects read back through kitemu's own ELF reader;
+* the fuzzer's field decoders are independent of kitemu's: they agree with
+  its encoders, and catch an encoder and decoder that agree on a wrong
+  layout;
+* a far branch with an addend reaches S + A through its stub (a known
+  kitemu bug while it lasts: KNOWN_KITEMU_BUGS).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import shutil
+import struct
 from pathlib import Path
 
 import pytest
@@ -24,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 
 from kitemu.cli import main as kitemu_main
 from kitemu.errors import ConfigError
-from kitemu.fuzz import oracle
+from kitemu.fuzz import fields, oracle
 from kitemu.fuzz.check import check_case
 from kitemu.fuzz.elfwriter import write_elf
 from kitemu.fuzz.isa import shapes
@@ -44,8 +52,26 @@ FAST = settings(max_examples=150, deadline=None, database=None, derandomize=True
                 suppress_health_check=list(HealthCheck))
 
 
-def _assert_ok(res):
-    assert res.ok, f"{res.summary()}\n{res.case.describe()}"
+#: failures of kitemu (not of the fuzzer), known and reported: the random
+#: property tests tolerate one only while test_far_branch_with_an_addend_*
+#: still shows it (:func:`_known_bugs`), so a fixed bug is checked again.
+KNOWN_KITEMU_BUGS = {
+    "island-addend": "kitemu/link/linker.py: an island stub is keyed by the target alone and "
+                     "jumps to S; the branch keeps its addend (value = island + A - P), so a "
+                     "branch with A != 0 (x86-64: A != -4) lands A bytes past the island",
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _known_bugs() -> frozenset:
+    """The KNOWN_KITEMU_BUGS this kitemu still has."""
+    res = check_case(_far_branch_case(*FAR_BRANCHES[0]))
+    return frozenset(f.prop for f in res.failures) & frozenset(KNOWN_KITEMU_BUGS)
+
+
+def _assert_ok(res, *, tolerate=()):
+    failures = [f for f in res.failures if f.prop not in tolerate]
+    assert not failures, f"{res.summary()}\n{res.case.describe()}"
 
 
 # -- tables ---------------------------------------------------------------------
@@ -66,7 +92,7 @@ def test_properties_hold(target):
     @FAST
     @given(reloc_cases(target))
     def prop(case):
-        _assert_ok(check_case(case))
+        _assert_ok(check_case(case), tolerate=_known_bugs())
     prop()
 
 
@@ -79,7 +105,7 @@ def test_lld_differential(target):
     @given(reloc_cases(target, bad=0))
     def prop(case):
         res = check_case(case, lld=True)
-        _assert_ok(res)
+        _assert_ok(res, tolerate=_known_bugs())
         if res.lld is not None:
             compared.update(res.lld.compared)
     prop()
@@ -100,6 +126,74 @@ def test_legitimate_composites_link():
     _assert_ok(res)
     assert res.outcome == "linked"
     assert res.verified["R_RISCV_SUB32"] == 1 and res.verified["R_RISCV_SUB6"] == 1
+
+
+def _one_reloc_case(target, label, code, offset, addend, sym):
+    sec = CaseSection(1, ".text.site", "text", 4, len(code), code,
+                      [CaseReloc(offset, label, 1, addend)])
+    return RelocCase(target, 0x1000_0000, 64 << 20,
+                     [CaseObject("site.o", [sec], [null_symbol(), sym])])
+
+
+@pytest.mark.parametrize("target", FUZZ_TARGETS)
+def test_field_decoders_agree_with_kitemus_encoders(target):
+    """The fuzzer's decoders (kitemu.fuzz.fields, from the ISA manuals) and
+    kitemu's encoders are two implementations: what one writes, the other
+    reads back as the kept value."""
+    import random
+    rnd = random.Random(target)
+    for label, kind in catalogue(target).items():
+        r = oracle.rule(target, label)
+        if not kind.size or r.additive:
+            continue
+        for _ in range(200):
+            lo = r.lo if r.checked else -(1 << 40)
+            hi = r.hi if r.checked else 1 << 40
+            v = rnd.randint(lo, hi)
+            v -= v % r.align
+            if not r.in_range(v):
+                continue
+            buf = bytearray(rnd.randbytes(kind.size))
+            kind.fixup.encode(buf, 0, v)
+            assert fields.decode(target, label, buf) == fields.kept(target, label, v), (label, v)
+
+
+def test_a_consistently_wrong_encoder_and_decoder_are_caught(monkeypatch):
+    """A field written and read back with the same wrong layout (big-endian
+    here) passes a check that decodes with kitemu's own decoder; the
+    fuzzer's decoder is independent of it."""
+    fx = x64.PCREL32
+    monkeypatch.setattr(fx, "encode_field", lambda buf, off, v: buf.__setitem__(
+        slice(off, off + 4), struct.pack(">i", v)), raising=False)
+    monkeypatch.setattr(fx, "decode_field", lambda buf, off: struct.unpack_from(">i", buf, off)[0],
+                        raising=False)
+    text = CaseSection(2, ".text.t", "text", 16, 0x40, bytes(0x40))
+    case = _one_reloc_case("elf-x64", "R_X86_64_PC32", b"\xe8" + bytes(4), 1, 0x123,
+                           CaseSymbol("t", "local", "func", "section", 2, 0))
+    case.objects[0].sections.append(text)
+    res = check_case(case)
+    assert res.outcome == "linked" and any(f.prop == "value" for f in res.failures), res.summary()
+
+
+FAR_BRANCHES = [
+    ("elf-aarch64", "R_AARCH64_CALL26", bytes.fromhex("00000094"), 0, 0x100),
+    ("elf-x64", "R_X86_64_PLT32", b"\xe8" + bytes(4), 1, 0x100 - 4),
+    ("elf-rv64", "R_RISCV_CALL", bytes.fromhex("97000000e7800000"), 0, 0x100),
+]
+
+
+def _far_branch_case(target, label, code, offset, addend):
+    return _one_reloc_case(target, label, code, offset, addend,
+                           CaseSymbol("far", "global", "notype", "abs", None, 0x7000_0000_0000))
+
+
+@pytest.mark.parametrize("target,label,code,offset,addend", FAR_BRANCHES)
+def test_far_branch_with_an_addend_reaches_s_plus_a(target, label, code, offset, addend):
+    """A far branch to S + A goes through a stub to S + A (or is rejected)."""
+    res = check_case(_far_branch_case(target, label, code, offset, addend))
+    if any(f.prop == "island-addend" for f in res.failures):
+        pytest.xfail(KNOWN_KITEMU_BUGS["island-addend"])
+    _assert_ok(res)
 
 
 # -- replay files -----------------------------------------------------------------
@@ -168,13 +262,10 @@ def test_bad_shard_spec(bad):
 
 
 def test_redis_database_needs_the_redis_package():
-    try:
-        import redis  # noqa: F401
-    except ImportError:
-        with pytest.raises(ConfigError, match="'redis'"):
-            open_database("redis://localhost:6379")
-    else:
+    if importlib.util.find_spec("redis") is not None:
         pytest.skip("the redis package is installed")
+    with pytest.raises(ConfigError, match="'redis'"):
+        open_database("redis://localhost:6379")
 
 
 # -- the fuzzer can fail ------------------------------------------------------------
@@ -227,9 +318,10 @@ def test_cli_mutate_fails_and_writes_a_replayable_file(tmp_path, capsys):
     assert kitemu_main(["fuzz", "--replay", str(path), "--no-lld"]) == 1
 
 
+# (the runner tests use kinds with no stub: far branches meet KNOWN_KITEMU_BUGS)
 def test_cli_run_passes_and_prints_rates(capsys):
     assert kitemu_main(["fuzz", "--target", "macho-arm64", "elf-rv64", "--kind",
-                        "ARM64_RELOC_BRANCH26", "R_RISCV_CALL", "--examples", "5", "--seed", "3",
+                        "ARM64_RELOC_PAGE21", "R_RISCV_PCREL_HI20", "--examples", "5", "--seed", "3",
                         "--no-lld", "--save-dir", "/nonexistent/never-written"]) == 0
     out = capsys.readouterr().out
     assert "macho-arm64" in out and "elf-rv64" in out and "ex/s" in out
@@ -239,7 +331,7 @@ def test_cli_run_passes_and_prints_rates(capsys):
 def test_seconds_budget_stops():
     import time
     t0 = time.monotonic()
-    report = run(["macho-x64"], ["X86_64_RELOC_BRANCH"], seconds=1.0, seed=5, batch=3,
+    report = run(["macho-x64"], ["X86_64_RELOC_SIGNED"], seconds=1.0, seed=5, batch=3,
                  echo=lambda s: None)
     assert report.ok and report.stats["macho-x64"].examples >= 3
     assert time.monotonic() - t0 < 20

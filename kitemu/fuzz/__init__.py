@@ -14,6 +14,7 @@ Modules (hypothesis is imported only by the ones that need it):
 ``oracle``      formulas, ranges, alignments, stub eligibility and field masks from
                 the psABI documents
 ``isa``         instruction/data templates per relocation kind
+``fields``      decoding the patched fields from the ISA manuals (not kitemu's decoders)
 ``strategies``  hypothesis strategies: ``reloc_cases(target, kinds)``
 ``linking``     linking a case cheaply (one machine per target, a fresh region each)
 ``check``       the properties (``check_case``)

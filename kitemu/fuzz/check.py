@@ -13,28 +13,38 @@ case's base), reads the image back from the process memory and checks:
     ``PCREL_LO12`` with no ``HI20`` at its label is rejected with an error
     naming the relocation(s) (ObjectFormatError or LinkError), never linked.
 ``value``
-    the value decoded from the patched bytes read back from the image equals
-    the psABI formula recomputed here from the final addresses (``S + A -
-    P``, ``Page(S + A) - Page(P)``, ``V + S + A``...) modulo the fixup's
-    kept bits for the no-check kinds; split pairs (AArch64 ``adrp`` + lo12,
-    RISC-V ``lui``/``auipc`` + lo12) add up to the full value.
+    the value decoded from the patched bytes read back from the image (by
+    the fuzzer's own decoders, :mod:`kitemu.fuzz.fields`, never kitemu's
+    ``Fixup.decode``) equals the psABI formula recomputed here from the
+    final addresses (``S + A - P``, ``Page(S + A) - Page(P)``, ``V + S +
+    A``...) modulo the field's kept bits for the no-check kinds; split pairs
+    (AArch64 ``adrp`` + lo12, RISC-V ``lui``/``auipc`` + lo12) add up to the
+    full value.
 ``got``
     for ``G`` formulas, the GOT entry the patched field points at holds ``S``.
 ``range``
     an out-of-range or misaligned value is rejected with a RelocationError
     naming the relocation (and the value really is out of range, and really
-    is the formula's), or, for a call/jump in code, sent through a stub
-    that reaches ``S``: the field holds the stub's in-range value and the
-    stub's cell (decoded with capstone) holds ``S``. Never truncated.
+    is the formula's), or, for a call/jump in code, sent through a stub:
+    the field holds an in-range value, the branch (by the instruction's own
+    semantics) lands on a stub, and the stub's cell (decoded with capstone)
+    holds the branch's destination ``S + A`` (x86-64: ``S + A + 4``, the
+    rel32 counting from the end of the instruction). Never truncated.
 ``stub``
     a host function's canonical stub jumps through a cell holding the host
-    function's address.
+    function's address; a branch's stub jumps to the branch's destination.
+``island-addend``
+    the ``stub`` failure in which the branch went to a stub for ``S`` alone
+    and kept its addend in the field, landing ``A`` bytes past that stub.
+``invalid-case``
+    the case does not convert to kitemu's object model (a hand-edited
+    replay file): nothing could be checked.
 ``untouched``
     every bit of every section outside the relocations' fields is what the
     object had (read-modify-write fixups keep opcode and register bits).
 ``layout``
-    every section lies inside the region, aligned as it asks, and no two
-    overlap.
+    every section and GOT entry lies inside the region, sections aligned as
+    they ask, and no two overlap.
 ``record``
     each applied relocation has exactly one RelocRecord with its place,
     value, size and target ``S + A``.
@@ -56,13 +66,16 @@ from dataclasses import dataclass, field
 from ..errors import KitemuError, LinkError, ObjectFormatError, RelocationError
 from ..link.symbols import HostTarget
 from ..targets import get_target
+from . import fields as F
 from . import oracle as O
 from .linking import host_addrs, region
 from .model import CaseReloc, CaseSection, RelocCase, catalogue
 from .stubs import indirect_cell
 
 PROPERTIES = ("kitemu-error-only", "malformed-rejected", "value", "got", "range", "stub",
-              "untouched", "layout", "record", "nothing-committed", "lld")
+              "island-addend", "untouched", "layout", "record", "nothing-committed", "lld",
+              "invalid-case")
+MASK64 = (1 << 64) - 1
 
 
 @dataclass
@@ -165,6 +178,7 @@ class Malformed:
     message: str
     relocs: list[str]         # "#i NAME" phrases the error must name
     errors: tuple             # acceptable exception classes
+    section: str = ""         # "PATH: section NAME:", which the error must name too
 
 
 def malformed(case: RelocCase) -> list[Malformed]:
@@ -175,9 +189,11 @@ def malformed(case: RelocCase) -> list[Malformed]:
             if not sec.relocs:
                 continue
             path = obj.path
+            n0 = len(out)
             if sec.kind == "bss":
                 out.append(Malformed("bss", f"{path}: section {sec.name}: relocations in a BSS "
-                                     "section", [], (LinkError, ObjectFormatError)))
+                                     "section", [], (LinkError, ObjectFormatError),
+                                     f"{path}: section {sec.name}:"))
                 continue
             spans = []
             for ri, rel in enumerate(sec.relocs):
@@ -208,6 +224,8 @@ def malformed(case: RelocCase) -> list[Malformed]:
                         "overlap", f"{_where(case, oi, sec, ai, arel)} and relocation #{bi} "
                         f"{_name(brel)} at offset {brel.offset:#x} patch overlapping bytes",
                         [f"#{ai} {_name(arel)}", f"#{bi} {_name(brel)}"], (LinkError,)))
+            for m in out[n0:]:
+                m.section = f"{path}: section {sec.name}:"
     return out
 
 
@@ -254,15 +272,16 @@ class _Ctx:
         return self.stub_of_host.get(ref.name)
 
 
-def check_case(case: RelocCase, *, lld: bool = False, keep_going: bool = True) -> CheckResult:
+def check_case(case: RelocCase, *, lld: bool = False) -> CheckResult:
     """Link ``case`` and check every property; see the module docstring."""
     res = CheckResult(case)
     bad = malformed(case)
     try:
         objects = case.to_objects()
-    except Exception as e:          # a case the model cannot express: not kitemu's fault
-        res.outcome = "invalid"
+    except Exception as e:          # a case the model cannot express: not kitemu's fault,
+        res.outcome = "invalid"     # but nothing was checked, which must not pass as a success
         res.error = f"{type(e).__name__}: {e}"
+        res.fail("invalid-case", f"the case does not convert to kitemu's object model: {res.error}")
         return res
     with region(case) as proc:
         try:
@@ -316,9 +335,8 @@ def _check_rejection(case: RelocCase, err: KitemuError, bad: list[Malformed],
                      res: CheckResult) -> None:
     msg = str(err)
     for m in bad:
-        if isinstance(err, m.errors) and all(
-                re.search(rf"relocation {re.escape(p)}\b", msg) for p in m.relocs) and \
-                (m.relocs or m.what == "bss"):
+        if isinstance(err, m.errors) and m.section in msg and all(
+                re.search(rf"relocation {re.escape(p)}\b", msg) for p in m.relocs):
             res.rejected[m.what] += 1
             return
     m = _RELOC_RE.search(msg)
@@ -437,9 +455,13 @@ def _verify_range_rejection(case, oi, sec, ri, rel, msg, res) -> None:
         res.rejected[rel.label] += 1
         return
     if r.stub and sec.kind == "text":
-        X = V - rel.addend + P                # the value of a route through an island
+        # the value of a route through an island stub after the section: the
+        # branch aims at the stub (X = P + bias + V); a link that keeps the
+        # addend in the field (island-addend) reports X + A - P instead
+        bias = F.branch_bias(case.target, rel.label)
         end = addrs[(oi, sec.index)] + sec.size
-        if end <= X < end + 64 * 16 and all(not r.in_range(w) for w in wants):
+        if any(end <= X < end + 64 * 16 for X in (P + bias + V, V - rel.addend + P)) and \
+                all(not r.in_range(w) for w in wants):
             res.rejected[rel.label] += 1
             return
     res.fail("range", f"{_where(case, oi, sec, ri, rel)}: the error reports value {V:#x} but "
@@ -467,6 +489,10 @@ def _check_layout(ctx: _Ctx) -> None:
                          "outside the region")
             if sec.size:
                 spans.append((a, a + sec.size, f"{obj.path}:{sec.name}"))
+    for t, g in ctx.image.got.items():
+        if not case.base <= g <= g + 8 <= case.base + case.capacity:
+            res.fail("layout", f"the GOT entry of {t} at {g:#x} lies outside the region")
+        spans.append((g, g + 8, f"GOT entry of {t}"))
     spans.sort()
     for (a0, a1, an), (b0, b1, bn) in zip(spans, spans[1:]):
         if b0 < a1:
@@ -489,10 +515,12 @@ def _check_host_stubs(ctx: _Ctx) -> None:
 
 
 def _decode(ctx: _Ctx, kind, addr: int) -> int | None:
+    """The field of ``kind`` at ``addr`` in the image, decoded by the
+    fuzzer's own decoders (:mod:`kitemu.fuzz.fields`), not kitemu's."""
     raw = ctx.read(addr, kind.size)
     if raw is None:
         return None
-    return kind.fixup.decode(raw, 0)
+    return F.decode(ctx.case.target, kind.label, raw)
 
 
 def _check_relocations(ctx: _Ctx) -> None:
@@ -580,7 +608,7 @@ def _check_one(ctx: _Ctx, oi, sec, ri, rel, r: O.Rule, kind, P, rec, where) -> N
     if rec is not None and rec.target is not None and r.formula != O.DELTA and rec.target != S + A:
         res.fail("record", f"{where}: record target {rec.target:#x}, expected S + A = {S + A:#x}")
     if r.in_range(value):
-        want = _kept(ctx, rel.label, kind, value)
+        want = _kept(ctx, rel.label, value)
         if got != want:
             res.fail("value", f"{where}: the field decodes to {got:#x}, the formula {r.formula} gives "
                      f"{value:#x} (kept: {want:#x}; S={S:#x} A={A:#x} P={P:#x})")
@@ -596,21 +624,38 @@ def _check_one(ctx: _Ctx, oi, sec, ri, rel, r: O.Rule, kind, P, rec, where) -> N
     if eligible is None:        # the opcode byte is another relocation's: either way
         eligible = rec is not None and rec.via == "island"
     if eligible:
-        X = got - A + P
-        if not r.in_range(got) or _kept(ctx, rel.label, kind, got) != got:
+        if not r.in_range(got) or _kept(ctx, rel.label, got) != got:
             res.fail("range", f"{where}: value {value:#x} is out of range and the field holds "
                      f"{got:#x}, which is no valid stub reach either")
             return
+        # where the branch goes by the instruction's semantics, and where it
+        # should go: S + A counted from the same origin (x86-64: the end of
+        # the instruction, so S + A + 4; S itself for the usual A = -4)
+        bias = F.branch_bias(case.target, rel.label)
+        X = P + bias + got
+        dest = S + A + bias
         code = ctx.read(X, 16)
         cell = indirect_cell(ctx.arch, code or b"", X)
+        if cell is None or ctx.word(cell) != dest & MASK64:
+            # a stub for S alone, A + bias bytes before the landing: the link
+            # dropped the addend (it encoded island + A - P with an island to S)
+            island = X - A - bias
+            icell = indirect_cell(ctx.arch, ctx.read(island, 16) or b"", island)
+            if A + bias and icell is not None and ctx.word(icell) == S:
+                res.fail("island-addend", f"{where}: out of range (value {value:#x}); routed "
+                         f"through the stub at {island:#x}, which jumps to S = {S:#x}, with the "
+                         f"addend still in the field: the branch lands at {X:#x}, not on a stub "
+                         f"to S + A{f' + {bias}' if bias else ''} = {dest:#x}")
+                return
         if cell is None:
             res.fail("range", f"{where}: value {value:#x} is out of range; the field sends it to "
                      f"{X:#x}, which is not a stub ({(code or b'').hex()}) - truncated?")
             return
         held = ctx.word(cell)
-        if held != S:
-            res.fail("range", f"{where}: the stub at {X:#x} jumps through {cell:#x} holding "
-                     f"{held if held is None else hex(held)}, not S = {S:#x}")
+        if held != dest & MASK64:
+            res.fail("stub", f"{where}: the branch lands on the stub at {X:#x}, which jumps "
+                     f"through {cell:#x} holding {held if held is None else hex(held)}, not the "
+                     f"branch's destination {dest:#x} (S={S:#x} A={A:#x})")
             return
         res.islands[rel.label] += 1
         res.verified[rel.label] += 1
@@ -619,16 +664,10 @@ def _check_one(ctx: _Ctx, oi, sec, ri, rel, r: O.Rule, kind, P, rec, where) -> N
              f"align {r.align}; S={S:#x} A={A:#x} P={P:#x}): the field holds {got:#x} - truncated")
 
 
-def _kept(ctx: _Ctx, label: str, kind, value: int) -> int:
-    """What the field keeps of ``value``: RISC-V HI20/LO12 halves by the
-    psABI's rounding, everything else by the fixup's own roundtrip."""
-    if ctx.case.target == "elf-rv64":
-        fx = kind.fixup.name
-        if fx == "rv64.UTypeHi20":
-            return O.hi20_part(value)
-        if fx in ("rv64.ITypeLo12", "rv64.STypeLo12"):
-            return O.lo12(value)
-    return kind.fixup.roundtrip(value)
+def _kept(ctx: _Ctx, label: str, value: int) -> int:
+    """What a correct field of ``label`` keeps of ``value`` (the fuzzer's
+    own rule, :func:`kitemu.fuzz.fields.kept`)."""
+    return F.kept(ctx.case.target, label, value)
 
 
 def _check_got(ctx: _Ctx, r, kind, S, A, P, got, where, rec) -> None:
@@ -637,7 +676,7 @@ def _check_got(ctx: _Ctx, r, kind, S, A, P, got, where, rec) -> None:
     if not entries:
         res.fail("got", f"{where}: no GOT entry holds S = {S:#x}")
         return
-    if r.formula == O.GOT_PCREL and kind.fixup.name != "rv64.UTypeHi20":
+    if r.formula == O.GOT_PCREL and kind.label not in O.RV_HI_KINDS:
         G = got - A + P
         if G not in ctx.image.got.values():
             res.fail("got", f"{where}: the field points at {G:#x}, not at a GOT entry")
@@ -651,7 +690,7 @@ def _check_got(ctx: _Ctx, r, kind, S, A, P, got, where, rec) -> None:
         value = O.evaluate(r.formula, G=G, A=A, P=P)
         if not r.in_range(value):
             continue
-        if _kept(ctx, "", kind, value) == got:
+        if _kept(ctx, kind.label, value) == got:
             ok = True
             break
     if ok:
@@ -675,9 +714,13 @@ def _check_pcrel_lo(ctx: _Ctx, oi, sec, ri, rel, got, where) -> None:
     sec_addr = ctx.sec_addr(oi, sec.index)
     hp = sec_addr + hi.offset
     ref = resolve(case, oi, hi.symbol, ctx.hosts)
-    S = ctx.S(ref)
+    S = ctx.S(ref) if ref is not None else None
     hkind = ctx.cat[hi.label]
     hdec = _decode(ctx, hkind, hp)
+    if S is None or hdec is None:
+        res.fail("value", f"{where}: its HI20's symbol does not resolve or its bytes at {hp:#x} "
+                 "are unreadable")
+        return
     if hi.label == "R_RISCV_GOT_HI20":
         entries = [g for g in ctx.image.got.values() if ctx.word(g) == S]
         G = hp + hdec + got - hi.addend

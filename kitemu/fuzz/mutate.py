@@ -10,7 +10,9 @@ written under a mutation records it, so ``--replay`` reproduces the failure.
 Modes:
 
 ``truncate``   encode without the range/alignment check (keeps the low bits)
-``off-by-one`` encode ``value + 1`` (after the check): a wrong formula
+``off-by-one`` encode the value one step off after the check: ``value + 1``,
+               or the smallest larger step the field shows (4 for a branch,
+               4096 for ``adrp``, 65536 for ``movk ... lsl 16``): a wrong formula
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from ..targets.base import Fixup
 
 MODES = ("truncate", "off-by-one")
 _ARCH_MODULES = ("x64", "aarch64", "rv64")
+#: off-by-one: the first of these the field does not round away
+_STEPS = (1, 2, 4, 8, 16, 1 << 12, 1 << 16, 1 << 32, 1 << 48)
 
 
 def fixups() -> dict[str, Fixup]:
@@ -62,7 +66,13 @@ def mutated(spec: str | None):
 
         def encode(buf, off, value, fx=fx):
             original(fx, buf, off, value)
-            fx.encode_field(buf, off, value + 1)
+            right = bytes(buf[off:off + fx.size])
+            for step in _STEPS:
+                wrong = bytearray(right)
+                fx.encode_field(wrong, 0, value + step)
+                if wrong != right:
+                    buf[off:off + fx.size] = wrong
+                    return
     fx.encode = encode                      # an instance attribute shadows the method
     try:
         yield

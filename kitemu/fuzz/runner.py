@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -110,7 +111,8 @@ class TargetStats:
     lld_status: Counter = field(default_factory=Counter)
     lld_compared: Counter = field(default_factory=Counter)
     lld_skipped: Counter = field(default_factory=Counter)
-    lld_reasons: dict = field(default_factory=dict)
+    lld_reasons: dict = field(default_factory=dict)       # kind -> why its fields were skipped
+    lld_case_skips: Counter = field(default_factory=Counter)   # why whole cases were skipped
 
     @property
     def rate(self) -> float:
@@ -205,6 +207,14 @@ class _State:
     current = None       # the case being checked
 
 
+def _reason_class(reason: str) -> str:
+    """An ld.lld message without its place and symbol, to count alike
+    refusals together."""
+    reason = re.sub(r"\S+\.o:\([^)]*\):\s*", "", reason)
+    reason = re.sub(r"\s*(against symbol|; references)\b.*$", "", reason)
+    return re.sub(r"out of range: .*", "out of range", reason)
+
+
 def _record(report: Report, item: WorkItem, res) -> None:
     st = report.target(item.target)
     st.examples += 1
@@ -218,6 +228,8 @@ def _record(report: Report, item: WorkItem, res) -> None:
         st.lld_skipped.update(res.lld.skipped)
         for k, why in res.lld.skip_reasons.items():
             st.lld_reasons.setdefault(k, why)
+        if res.lld.status == "skipped":
+            st.lld_case_skips[_reason_class(res.lld.reason)] += 1
 
 
 def run_item(item: WorkItem, report: Report, *, examples: int, seed: int, database=None,
@@ -328,6 +340,15 @@ def format_report(report: Report, *, lld: bool) -> str:
                 f"rejected {sum(st.rejected.values())}  islands {sum(st.islands.values())}")
         if lld and t.startswith("elf"):
             line += (f"  lld: {st.lld_status.get('compared', 0)} cases compared, "
-                     f"{sum(st.lld_compared.values())} fields ({len(st.lld_compared)} kinds)")
+                     f"{sum(st.lld_compared.values())} fields ({len(st.lld_compared)} kinds), "
+                     f"{st.lld_status.get('skipped', 0)} cases and "
+                     f"{sum(st.lld_skipped.values())} fields skipped")
         lines.append(line)
+        if lld and t.startswith("elf"):
+            # what the differential did not compare, and why: never silently
+            for why, n in st.lld_case_skips.most_common():
+                lines.append(f"    lld skipped {n} case(s): {why}")
+            for k, why in sorted(st.lld_reasons.items()):
+                if k != "lld":          # lld's own refusals: counted as case skips above
+                    lines.append(f"    lld skipped {k} fields: {why}")
     return "\n".join(lines)

@@ -93,16 +93,7 @@ def bases(target: str) -> st.SearchStrategy[int]:
 
 
 class _Case:
-    """The case under construction."""
-
-    def __init__(self, target: str):
-        self.target = target
-        self.objects: list[CaseObject] = []
-
-    def obj(self, path: str) -> CaseObject:
-        o = CaseObject(path, [], [null_symbol()])
-        self.objects.append(o)
-        return o
+    """Helpers adding sections and symbols to a case's objects."""
 
     @staticmethod
     def section(obj: CaseObject, name: str, kind: str, align: int, data: bytes | None,
@@ -167,10 +158,6 @@ def _host_symbol(target: str, draw) -> CaseSymbol:
     return CaseSymbol(name, "global", "notype", "undef")
 
 
-def _site_sections_kind(draw, site: Site) -> str:
-    return draw(st.sampled_from(site.kinds))
-
-
 @st.composite
 def _reloc_case(draw, target: str, kinds, bad: int, extras: int) -> RelocCase:
     cat = catalogue(target)
@@ -195,7 +182,7 @@ def _reloc_case(draw, target: str, kinds, bad: int, extras: int) -> RelocCase:
     low12 = draw(st.integers(0, 0xFFF))
 
     # -- the site section ---------------------------------------------------
-    sec_kind = _site_sections_kind(draw, site)
+    sec_kind = draw(st.sampled_from(site.kinds))
     unit = max(site.align, 1)
     pre = unit * draw(st.integers(0, 16))
     post = unit * draw(st.integers(0, 16))
@@ -316,6 +303,7 @@ def _reloc_case(draw, target: str, kinds, bad: int, extras: int) -> RelocCase:
                                              other_sym if x.subtrahend else None))
 
     add_site(site, pre, True)
+    n_primary = len(site_sec.relocs)     # the addends _tune may move: not the extra sites'
     for shp, at in zip(extra_sites, extra_at):
         add_site(shp, at, False)
 
@@ -327,11 +315,11 @@ def _reloc_case(draw, target: str, kinds, bad: int, extras: int) -> RelocCase:
 
     # -- reach the wanted value exactly ---------------------------------------
     if formula in O.GOT_FORMULAS:
-        _got_addend(draw, case, site_sec, r, distance)
+        _got_addend(draw, site_sec, n_primary, r, distance)
     elif want is not None and not (placement == "same" and formula == O.PCREL and sym_off is not None
                                    and abs(want) <= SAME_MAX):
-        _tune(case, site_obj, site_sec, pre + ctrl.offset, target_sym, other_sym, formula, want,
-              low12, placement, pad_sec, tgt_obj)
+        _tune(case, site_obj, site_sec, n_primary, pre + ctrl.offset, target_sym, other_sym,
+              formula, want, low12, placement, pad_sec, tgt_obj)
 
     # -- malformed inputs -----------------------------------------------------
     if _chance(draw, bad):
@@ -339,20 +327,18 @@ def _reloc_case(draw, target: str, kinds, bad: int, extras: int) -> RelocCase:
     return case
 
 
-def _primary_relocs(site_sec: CaseSection, target_sym: int):
-    return [r for r in site_sec.relocs if r.symbol == target_sym]
-
-
-def _set_addend(site_sec, target_sym, A: int) -> bool:
+def _set_addend(site_sec, n_primary: int, target_sym, A: int) -> bool:
+    """Set the addend of the site under test's relocations against the
+    target (the first ``n_primary`` of the section; extra sites keep theirs)."""
     if not INT64[0] <= A <= INT64[1]:
         return False
-    for r in site_sec.relocs:
+    for r in site_sec.relocs[:n_primary]:
         if r.symbol == target_sym:
             r.addend = A
     return True
 
 
-def _got_addend(draw, case, site_sec, r: O.Rule, distance: str) -> None:
+def _got_addend(draw, site_sec, n_primary, r: O.Rule, distance: str) -> None:
     """GOT kinds: G is kitemu's choice; the addend alone moves the value."""
     tsym = site_sec.relocs[0].symbol
     if distance in ("beyond", "far") and r.checked:
@@ -362,11 +348,11 @@ def _got_addend(draw, case, site_sec, r: O.Rule, distance: str) -> None:
         A = draw(st.integers(1, 15))
     else:
         A = draw(st.sampled_from([0, 0, -4, 8, draw(st.integers(-4096, 4096))]))
-    _set_addend(site_sec, tsym, A)
+    _set_addend(site_sec, n_primary, tsym, A)
 
 
-def _tune(case, site_obj, site_sec, p_off, target_sym, other_sym, formula, want, low12,
-          placement, pad_sec, tgt_obj) -> None:
+def _tune(case, site_obj, site_sec, n_primary, p_off, target_sym, other_sym, formula, want,
+          low12, placement, pad_sec, tgt_obj) -> None:
     """Probe the layout, then set the addend (or the absolute symbol's value,
     or the symbol's offset in its BSS pad) so that the formula gives ``want``."""
     addrs = probe_layout(case)
@@ -392,10 +378,10 @@ def _tune(case, site_obj, site_sec, p_off, target_sym, other_sym, formula, want,
             sym.value = S
             return
         sym.value = max(0, min(U64, SA))
-        _set_addend(site_sec, target_sym, SA - sym.value)
+        _set_addend(site_sec, n_primary, target_sym, SA - sym.value)
         return
     if placement == "weak" or placement == "host":
-        _set_addend(site_sec, target_sym, SA)
+        _set_addend(site_sec, n_primary, target_sym, SA)
         return
     # a symbol in a section: its address from the probe
     if ref.place == "undef":
@@ -409,7 +395,7 @@ def _tune(case, site_obj, site_sec, p_off, target_sym, other_sym, formula, want,
         if 0 <= value <= pad_sec.size:
             sym.value = value
             return
-    _set_addend(site_sec, target_sym, SA - (sec_addr + sym.value))
+    _set_addend(site_sec, n_primary, target_sym, SA - (sec_addr + sym.value))
 
 
 def _break(draw, case, site_obj, site_sec, target_sym, p_off) -> None:

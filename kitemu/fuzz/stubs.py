@@ -34,6 +34,8 @@ def indirect_cell(arch, code: bytes, at: int) -> int | None:
     """The cell the stub ``code`` at ``at`` jumps through, or None if the
     bytes are not such a stub."""
     insns = list(_cs(arch).disasm(code, at))
+    if len(insns) < (1 if arch.name == "x64" else 3):
+        return None             # not even the stub's instructions (data, a trap, garbage)
     try:
         if arch.name == "x64":
             i = insns[0]
