@@ -14,13 +14,11 @@
 * the fuzzer's field decoders are independent of kitemu's: they agree with
   its encoders, and catch an encoder and decoder that agree on a wrong
   layout;
-* a far branch with an addend reaches S + A through its stub (a known
-  kitemu bug while it lasts: KNOWN_KITEMU_BUGS).
+* a far branch with an addend reaches S + A through its stub.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import json
 import shutil
@@ -52,26 +50,8 @@ FAST = settings(max_examples=150, deadline=None, database=None, derandomize=True
                 suppress_health_check=list(HealthCheck))
 
 
-#: failures of kitemu (not of the fuzzer), known and reported: the random
-#: property tests tolerate one only while test_far_branch_with_an_addend_*
-#: still shows it (:func:`_known_bugs`), so a fixed bug is checked again.
-KNOWN_KITEMU_BUGS = {
-    "island-addend": "kitemu/link/linker.py: an island stub is keyed by the target alone and "
-                     "jumps to S; the branch keeps its addend (value = island + A - P), so a "
-                     "branch with A != 0 (x86-64: A != -4) lands A bytes past the island",
-}
-
-
-@functools.lru_cache(maxsize=None)
-def _known_bugs() -> frozenset:
-    """The KNOWN_KITEMU_BUGS this kitemu still has."""
-    res = check_case(_far_branch_case(*FAR_BRANCHES[0]))
-    return frozenset(f.prop for f in res.failures) & frozenset(KNOWN_KITEMU_BUGS)
-
-
-def _assert_ok(res, *, tolerate=()):
-    failures = [f for f in res.failures if f.prop not in tolerate]
-    assert not failures, f"{res.summary()}\n{res.case.describe()}"
+def _assert_ok(res):
+    assert not res.failures, f"{res.summary()}\n{res.case.describe()}"
 
 
 # -- tables ---------------------------------------------------------------------
@@ -92,7 +72,7 @@ def test_properties_hold(target):
     @FAST
     @given(reloc_cases(target))
     def prop(case):
-        _assert_ok(check_case(case), tolerate=_known_bugs())
+        _assert_ok(check_case(case))
     prop()
 
 
@@ -105,7 +85,7 @@ def test_lld_differential(target):
     @given(reloc_cases(target, bad=0))
     def prop(case):
         res = check_case(case, lld=True)
-        _assert_ok(res, tolerate=_known_bugs())
+        _assert_ok(res)
         if res.lld is not None:
             compared.update(res.lld.compared)
     prop()
@@ -190,10 +170,7 @@ def _far_branch_case(target, label, code, offset, addend):
 @pytest.mark.parametrize("target,label,code,offset,addend", FAR_BRANCHES)
 def test_far_branch_with_an_addend_reaches_s_plus_a(target, label, code, offset, addend):
     """A far branch to S + A goes through a stub to S + A (or is rejected)."""
-    res = check_case(_far_branch_case(target, label, code, offset, addend))
-    if any(f.prop == "island-addend" for f in res.failures):
-        pytest.xfail(KNOWN_KITEMU_BUGS["island-addend"])
-    _assert_ok(res)
+    _assert_ok(check_case(_far_branch_case(target, label, code, offset, addend)))
 
 
 # -- replay files -----------------------------------------------------------------
@@ -226,7 +203,9 @@ def test_replay_cli_passes_a_fixed_finding(capsys):
 def test_replay_files_cover_every_fixed_finding():
     stems = {p.stem for p in REPLAYS}
     assert {"empty-section-address", "reloc-past-section-end", "overlapping-relocations",
-            "range-error-before-islands", "synthetic-truncating-fixup"} <= stems
+            "range-error-before-islands", "synthetic-truncating-fixup",
+            "island-addend-rv64-jal", "island-addend-macho-x64-branch",
+            "island-addend-macho-arm64-branch26"} <= stems
 
 
 # -- sharding, seeds, databases -------------------------------------------------------
@@ -318,7 +297,6 @@ def test_cli_mutate_fails_and_writes_a_replayable_file(tmp_path, capsys):
     assert kitemu_main(["fuzz", "--replay", str(path), "--no-lld"]) == 1
 
 
-# (the runner tests use kinds with no stub: far branches meet KNOWN_KITEMU_BUGS)
 def test_cli_run_passes_and_prints_rates(capsys):
     assert kitemu_main(["fuzz", "--target", "macho-arm64", "elf-rv64", "--kind",
                         "ARM64_RELOC_PAGE21", "R_RISCV_PCREL_HI20", "--examples", "5", "--seed", "3",
