@@ -5,6 +5,11 @@ unpacked raw with ``struct.iter_unpack`` (about 50x faster than pyelftools'
 ``iter_relocations`` on large objects). Every failure becomes an
 :class:`ObjectFormatError` that names the file and, where known, the section
 and relocation.
+
+Relocations of unloaded sections are skipped, except those of DWARF
+sections (``.debug_*``), which :mod:`kitemu.loader.dwarf` applies to a host
+copy (the linker never does); one kitemu cannot read is recorded in the
+section's ``debug_problem`` instead of failing the read.
 """
 
 from __future__ import annotations
@@ -18,11 +23,11 @@ from elftools.elf.elffile import ELFFile
 
 from ..errors import ObjectFormatError, UnsupportedRelocation
 from ..targets import ELF_MACHINE_TO_TARGET, get_target
-from .guard import parse_guarded, read_input
+from .guard import PARSE_ERRORS, parse_guarded, read_input
 from .model import (Binding, ObjectFile, Relocation, Section, SectionKind,
                     Symbol, SymbolPlace, SymbolType)
 
-SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHF_TLS = 0x1, 0x2, 0x4, 0x400
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHF_TLS, SHF_COMPRESSED = 0x1, 0x2, 0x4, 0x400, 0x800
 
 _BINDINGS = {"STB_LOCAL": Binding.LOCAL, "STB_GLOBAL": Binding.GLOBAL,
              "STB_WEAK": Binding.WEAK, "STB_GNU_UNIQUE": Binding.GLOBAL}
@@ -91,6 +96,11 @@ class _Reader:
         symbols = self._symbols(raw_sections, sections)
         for s in raw_sections:
             if s["sh_type"] == "SHT_REL":
+                target = sections.get(s["sh_info"])
+                if target is not None and target.dwarf_name is not None:
+                    target.debug_problem = (f"{self.path}: section {s.name}: SHT_REL relocations "
+                                            "(implicit addends) are not supported")
+                    continue
                 self.fail("SHT_REL relocations (implicit addends) are not supported; "
                           "expected SHT_RELA", section=s.name)
             if s["sh_type"] == "SHT_RELA":
@@ -128,7 +138,10 @@ class _Reader:
         if align & (align - 1):
             self.fail(f"alignment {align} is not a power of two", section=s.name)
         data = None if kind is SectionKind.BSS else s.data()
-        return Section(index, s.name, kind, align, s["sh_size"], data, flags=flags)
+        size = s["sh_size"]
+        if flags & SHF_COMPRESSED and kind is SectionKind.NONALLOC:
+            size = len(data)    # pyelftools inflates (clang -gz): relocations patch that
+        return Section(index, s.name, kind, align, size, data, flags=flags)
 
     def _symbols(self, raw_sections, sections) -> list[Symbol]:
         symtab = next((s for s in raw_sections if s["sh_type"] == "SHT_SYMTAB"), None)
@@ -172,8 +185,22 @@ class _Reader:
             self.fail(f"relocation section applies to section index {target_index}, "
                       "which does not exist", section=rs.name)
         sec = sections.get(target_index)
-        if sec is None or sec.kind is SectionKind.NONALLOC:
-            return  # debug-info relocations are not applied at load time
+        if sec is None:
+            return
+        if sec.kind is SectionKind.NONALLOC:
+            if sec.dwarf_name is None:
+                return  # notes, comments: never relocated
+            # DWARF: kept for kitemu.loader.dwarf (the linker never applies
+            # them); a relocation kitemu cannot read costs line info only
+            try:
+                self._relocation_entries(rs, sec, symbols)
+            except (ObjectFormatError,) + PARSE_ERRORS as e:
+                sec.relocations = []
+                sec.debug_problem = str(e)
+            return
+        self._relocation_entries(rs, sec, symbols)
+
+    def _relocation_entries(self, rs, sec, symbols):
         if rs["sh_entsize"] != 24 or rs["sh_size"] % 24:
             self.fail(f"bad relocation entry size {rs['sh_entsize']}", section=rs.name)
         raw = self.data[rs["sh_offset"]:rs["sh_offset"] + rs["sh_size"]]

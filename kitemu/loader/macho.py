@@ -25,6 +25,10 @@ What this reader decides, and why:
   anything else (``__DATA,__data``...)                         DATA
   ==========================================================  ==========
 
+  ``__DWARF,__debug_*`` sections keep their relocations (for
+  :mod:`kitemu.loader.dwarf`, which applies them to a host copy; the linker
+  never does): one kitemu cannot read is recorded in the section's
+  ``debug_problem`` instead of failing the read.
   ``__LD,__compact_unwind`` is the input of ld64's unwind-info table: kitemu
   does no unwinding yet, so it is not loaded (its relocations are not
   applied). ``__TEXT,__eh_frame`` is skipped for the same reason and a
@@ -122,7 +126,7 @@ import struct
 from ..errors import ObjectFormatError, UnsupportedRelocation
 from ..targets import MACHO_CPU_TO_TARGET, get_target
 from ..targets.base import Formula, sign_extend
-from .guard import parse_guarded, read_input
+from .guard import PARSE_ERRORS, parse_guarded, read_input
 from .model import (Binding, ObjectFile, Relocation, Section, SectionKind,
                     Symbol, SymbolPlace, SymbolType)
 
@@ -508,8 +512,22 @@ class _Reader:
 
     # -- relocations ---------------------------------------------------------------
     def _relocations(self, raw: _Raw, sec: Section, symbols: list[Symbol]) -> None:
-        if not raw.nreloc or sec.kind is SectionKind.NONALLOC:
-            return   # unloaded sections' relocations are never applied
+        if not raw.nreloc:
+            return
+        if sec.kind is SectionKind.NONALLOC:
+            if sec.dwarf_name is None:
+                return   # unloaded sections' relocations are never applied
+            # __DWARF,__debug_*: kept for kitemu.loader.dwarf (the linker never
+            # applies them); a relocation kitemu cannot read costs line info only
+            try:
+                self._relocation_entries(raw, sec, symbols)
+            except (ObjectFormatError,) + PARSE_ERRORS as e:
+                sec.relocations = []
+                sec.debug_problem = str(e)
+            return
+        self._relocation_entries(raw, sec, symbols)
+
+    def _relocation_entries(self, raw: _Raw, sec: Section, symbols: list[Symbol]) -> None:
         if sec.kind is SectionKind.BSS:
             self.fail(f"a zero-fill section has {raw.nreloc} relocations", section=sec.name)
         if raw.reloff + raw.nreloc * _RELOC.size > len(self.data):

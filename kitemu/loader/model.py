@@ -22,6 +22,8 @@ class SectionKind(enum.Enum):
     FINI_ARRAY = "fini_array"    # pointers to destructors, run after it
     PREINIT_ARRAY = "preinit_array"
     NONALLOC = "nonalloc"        # debug info, notes, comments: not loaded
+    #   (DWARF sections keep their relocations for kitemu.loader.dwarf, which
+    #   applies them to a host copy; the linker ignores unloaded sections)
 
     @property
     def loaded(self) -> bool:
@@ -31,6 +33,23 @@ class SectionKind(enum.Enum):
     def writable(self) -> bool:
         return self in (SectionKind.DATA, SectionKind.BSS, SectionKind.INIT_ARRAY,
                         SectionKind.FINI_ARRAY, SectionKind.PREINIT_ARRAY)
+
+
+#: Mach-O section names are at most 16 bytes: the long DWARF names are cut
+_MACHO_DWARF_NAMES = {"__debug_str_offs": "debug_str_offsets"}
+
+
+def dwarf_section_name(name: str) -> str | None:
+    """``debug_info`` for ELF ``.debug_info`` and Mach-O ``__DWARF,__debug_info``
+    (any DWARF section: ``debug_line``, ``debug_str_offsets``...); None for
+    any other section name. Compressed ``.zdebug_*`` sections are not DWARF
+    kitemu reads."""
+    if name.startswith(".debug_"):
+        return name[1:]
+    if name.startswith("__DWARF,__debug_"):
+        sect = name[len("__DWARF,"):]
+        return _MACHO_DWARF_NAMES.get(sect, sect[2:])
+    return None
 
 
 class Binding(enum.Enum):
@@ -84,10 +103,21 @@ class Section:
     #: the format's raw section flags (ELF ``sh_flags``), for inspection;
     #: the linker decides from ``kind`` alone
     flags: int = 0
+    #: DWARF sections only (kind NONALLOC, relocations kept for
+    #: :mod:`kitemu.loader.dwarf`): why the reader could not read this
+    #: section's relocations (it then keeps none). The linker never looks at
+    #: it: a broken debug section costs line info, never the link.
+    debug_problem: str | None = None
 
     @property
     def executable(self) -> bool:
         return self.kind is SectionKind.TEXT
+
+    @property
+    def dwarf_name(self) -> str | None:
+        """The format-neutral DWARF name of a debug section (``debug_info``,
+        ``debug_str_offsets``...), or None."""
+        return dwarf_section_name(self.name) if self.kind is SectionKind.NONALLOC else None
 
     @property
     def writable(self) -> bool:
