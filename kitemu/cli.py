@@ -5,6 +5,7 @@
     kitemu targets
     kitemu corpus [--targets T,...] [--cases C,...] [--variants V,...] [--strategies S,...]
     kitemu fuzz [--target T ...] [--examples N | --seconds S] [--shard I/N] [--replay FILE] ...
+    kitemu inspect INPUT... [--target T] [--append INPUT]... [--addr ADDR] [--json]
 
 Errors in the inputs print one ``kitemu: error: ...`` line and exit 2; a
 program that crashes exits 128+signal after a one-paragraph report on stderr.
@@ -72,6 +73,11 @@ def cmd_fuzz(ns) -> int:
     return fuzz_main(ns)
 
 
+def cmd_inspect(ns) -> int:
+    from .inspect.cli import main as inspect_main
+    return inspect_main(ns)
+
+
 def cmd_repro(ns) -> int:
     from .repro.cli import main as repro_main
     return repro_main(ns)
@@ -132,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--corpus-dir", default=None, help="corpus directory (default: ./corpus)")
     pa.add_argument("-q", "--quiet", action="store_true", help="do not list skipped combinations")
     pa.set_defaults(func=cmd_parity)
+
+    from .inspect.cli import add_arguments as add_inspect_arguments
+    ins = sub.add_parser("inspect", help="link inputs (and appends) and print the image: "
+                         "segments, symbols with generation, GOT entry and stub; or --addr")
+    add_inspect_arguments(ins)
+    ins.set_defaults(func=cmd_inspect)
 
     from .repro.cli import add_arguments as add_repro_arguments
     rp = sub.add_parser("repro", help="reproduce a crash under every host model x exec-memory "

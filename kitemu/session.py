@@ -49,7 +49,8 @@ class Session:
     def __init__(self, target: str = "elf-x64", backend: str = "emulated", *,
                  base: int = DEFAULT_BASE, capacity: int = DEFAULT_CAPACITY,
                  strategy: str | None = None, page_size: int | None = None,
-                 host_os: str | None = None, stdout_sink=None):
+                 host_os: str | None = None, stdout_sink=None, opt: str = "-O2",
+                 cflags: Iterable[str] = ()):
         if backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
         if backend == "native":
@@ -64,6 +65,8 @@ class Session:
                                    capacity=capacity, stdout_sink=stdout_sink, host_os=host_os)
         self.backend = backend
         self.target = self.proc.target
+        #: how C sources given to add/append are compiled (clang)
+        self.opt, self.cflags = opt, list(cflags)
         self._queued: list[ObjectFile | Archive] = []
         self._freed = False
 
@@ -103,7 +106,8 @@ class Session:
 
     def add(self, *inputs: str | Path | ObjectFile | Archive) -> None:
         """Queue inputs for the next :meth:`link`: paths of objects,
-        archives or C sources (compiled with clang), or loaded objects."""
+        archives or C sources (compiled with clang, ``opt`` and ``cflags``
+        of the session), or loaded objects."""
         self._alive()
         self._queued += self._load(inputs)
 
@@ -117,7 +121,7 @@ class Session:
             else:
                 paths.append(str(i))
         if paths:
-            gathered = gather(paths, target=self.target.name)
+            gathered = gather(paths, target=self.target.name, opt=self.opt, cflags=self.cflags)
             out += gathered.objects + gathered.archives
         return out
 
@@ -197,6 +201,24 @@ class Session:
         index), every generation, in apply order."""
         index = self.image.index
         return index.sites(self.symbol_name(name)) or index.sites(name)
+
+    # -- the inspector ----------------------------------------------------------
+    def view(self):
+        """The image now: segments, symbols, host bindings, pending names
+        (:class:`~kitemu.inspect.ImageView`, rebuilt per generation)."""
+        from .inspect import inspector
+        return inspector(self.image).view()
+
+    def addr_to_sym(self, addr: int):
+        """Symbol + offset, section, input, generation and file:line of
+        ``addr`` (:class:`~kitemu.inspect.AddrInfo`)."""
+        from .inspect import inspector
+        return inspector(self.image).addr_to_sym(addr)
+
+    def sym_iter(self, internal: bool = False):
+        """Public symbols in address order (``internal``: all of them)."""
+        from .inspect import inspector
+        return inspector(self.image).sym_iter(internal)
 
     # -- running --------------------------------------------------------------
     def call(self, fn: str | int, *args: int | float, returns: str = "int",

@@ -294,3 +294,21 @@ def test_append_cannot_replace_a_published_symbol():
     b.reloc(t, 17, "R_X86_64_PLT32", "f0", -4)
     s.append(b.build())
     assert s.call("h") == 1                      # f0 (the image's, returns 0) + 1
+
+
+@needs_clang
+def test_native_backend_appends_and_stages_like_the_emulator(tmp_path):
+    from kitemu.backends.native import native_host_problem
+    if native_host_problem():
+        pytest.skip(native_host_problem())
+    (tmp_path / "a.c").write_text(A_C)
+    (tmp_path / "b.c").write_text(B_C)
+    with Session("elf-x64", backend="native") as s:
+        s.append(tmp_path / "a.c", defer=True)
+        assert s.call("a_twice", 21) == 42
+        with pytest.raises(GuestFault, match="b_scale: pending"):
+            s.call("a_calls_b", 3)                   # a real SIGSEGV at the guard
+        s.append(tmp_path / "b.c")
+        assert s.call("a_calls_b", 3) == 61 and s.call("a_reads_counter") == 42
+        s.write(s.lookup("counter"), struct.pack("<i", 7))
+        assert s.call("a_reads_counter") == 7

@@ -396,7 +396,8 @@ class JitImage:
         segments = []
         for seg in plan.segments.values():
             if seg.size:
-                segments.append(Segment(seg.name, seg.perm_final, seg.addr, seg.size))
+                segments.append(Segment(seg.name, seg.perm_final, seg.addr, seg.size,
+                                        generation=gen))
         self.segments += segments
         self.first_addr = plan.first_addr
         self.relocations_applied += len(records)

@@ -127,6 +127,7 @@ class Segment:
     addr: int = 0
     size: int = 0
     buf: bytearray = field(default_factory=bytearray)
+    generation: int = -1     # of the append that placed it
 
 
 @dataclass(slots=True)
