@@ -240,6 +240,13 @@ def test_failing_appends_change_nothing(plan):
             dead = [c for c in s.proc.mem.chunks if c.addr not in chunks_before]
             for p in s.image.published.values():
                 assert not any(c.addr <= p.addr < c.end for c in dead)
+        # the patch-site index names exactly the sites that reference f<k>:
+        # its own pointer word, and the call in the next good append
+        for i, k in enumerate(defined):
+            want = {(f"good{k}.o", ".data", 0, "R_X86_64_64")}
+            if i + 1 < len(defined):
+                want.add((f"good{defined[i + 1]}.o", ".text", 17, "R_X86_64_PLT32"))
+            assert {(r.input, r.section, r.offset, r.kind) for r in s.sites(f"f{k}")} == want
         # and the image still works: every g<k> calls f<prev> across appends
         for i, k in enumerate(defined):
             assert s.call(f"f{k}") == k
