@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""kitemu benchmarks, one command: ``python3 benchmarks/run.py [--quick]``.
+"""kitemu benchmarks, one command: ``python3 benchmarks/run.py [--quick] [--only NAME]``.
 
 1. Execution overhead: the CPU-bound ``kernel`` of benchmarks/data/cpu_kernel.c
    linked by kitemu and called through ``JitProcess.call`` (with kitemu's
@@ -11,6 +11,10 @@
 3. Link time per relocation on the largest corpus input (by relocation
    count), per target, against the time to merely read the objects.
 4. ``kitemu parity`` wall time for the whole matrix.
+5. Append cost vs image size and the memory of 10,000 small appends
+   (benchmarks/append.py, also runnable alone).
+
+``--only NAME[,NAME]`` runs some of them: exec, native, link, parity, append.
 
 Every figure is measured in this run; ratios are against a reference measured
 in the same run.
@@ -171,20 +175,39 @@ def parity_wall_time(jobs: int) -> None:
     print(f"wall time {dt:.1f} s (exit {r.returncode})")
 
 
-def main() -> int:
+SECTIONS = ("exec", "native", "link", "parity", "append")
+
+
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
-    ns = ap.parse_args()
+    ap.add_argument("--only", metavar="NAME[,NAME]", default=",".join(SECTIONS),
+                    help=f"run only these benchmarks: {', '.join(SECTIONS)} (default: all)")
+    ns = ap.parse_args(argv)
+    only = [x.strip() for x in ns.only.split(",") if x.strip()]
+    unknown = [x for x in only if x not in SECTIONS]
+    if unknown:
+        ap.error(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
     n = 3_000_000 if ns.quick else 40_000_000
     repeat = 2 if ns.quick else 5
-    execution_overhead(n, repeat)
-    print()
-    native_vs_emulated(n, repeat)
-    print()
-    link_time(repeat)
-    print()
-    parity_wall_time(2)
+    runs = {
+        "exec": lambda: execution_overhead(n, repeat),
+        "native": lambda: native_vs_emulated(n, repeat),
+        "link": lambda: link_time(repeat),
+        "parity": lambda: parity_wall_time(2),
+        "append": lambda: append_benchmarks(ns.quick),
+    }
+    for i, name in enumerate(x for x in SECTIONS if x in only):
+        if i:
+            print()
+        runs[name]()
     return 0
+
+
+def append_benchmarks(quick: bool) -> None:
+    sys.path.insert(0, HERE)
+    import append
+    append.run(quick)
 
 
 if __name__ == "__main__":
