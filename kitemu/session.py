@@ -33,6 +33,11 @@ from .loader.model import ObjectFile
 from .runtime import DEFAULT_BASE, DEFAULT_CAPACITY, JitProcess
 
 BACKENDS = ("emulated", "native")
+#: hot reload's indirection modes (roadmap §1.1): no stable entries (the
+#: default: images are byte-for-byte those of a plain link), or one for
+#: every global function
+INDIRECT_NONE = "none"
+INDIRECT_EXPORTED_FUNCS = "exported-funcs"
 
 
 class GuestFault(KitemuError):
@@ -50,7 +55,7 @@ class Session:
                  base: int = DEFAULT_BASE, capacity: int = DEFAULT_CAPACITY,
                  strategy: str | None = None, page_size: int | None = None,
                  host_os: str | None = None, stdout_sink=None, opt: str = "-O2",
-                 cflags: Iterable[str] = ()):
+                 cflags: Iterable[str] = (), indirect: str = INDIRECT_NONE):
         if backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
         if backend == "native":
@@ -65,10 +70,16 @@ class Session:
                                    capacity=capacity, stdout_sink=stdout_sink, host_os=host_os)
         self.backend = backend
         self.target = self.proc.target
-        #: how C sources given to add/append are compiled (clang)
-        self.opt, self.cflags = opt, list(cflags)
         self._queued: list[ObjectFile | Archive] = []
         self._freed = False
+        #: how C sources given to add/append are compiled (clang)
+        self.opt, self.cflags = opt, list(cflags)
+        from .link.image import Indirection
+        try:
+            self.image.indirection = Indirection(indirect)
+        except ValueError:
+            raise ConfigError(f"unknown indirection mode {indirect!r}; known: "
+                              f"{INDIRECT_NONE}, {INDIRECT_EXPORTED_FUNCS}") from None
 
     # -- lifetime --------------------------------------------------------------
     def __enter__(self) -> Session:
@@ -121,7 +132,15 @@ class Session:
             else:
                 paths.append(str(i))
         if paths:
-            gathered = gather(paths, target=self.target.name, opt=self.opt, cflags=self.cflags)
+            cflags = list(self.cflags)
+            image = self.image
+            if self.target.format == "elf" and (image.marked or image.indirection.value != "none") \
+                    and "-ffunction-sections" not in cflags:
+                # an ELF assembler resolves calls to a local (or hidden)
+                # function in the same section itself, leaving no relocation
+                # to send through the stable entry: one section per function
+                cflags.append("-ffunction-sections")
+            gathered = gather(paths, target=self.target.name, opt=self.opt, cflags=cflags)
             out += gathered.objects + gathered.archives
         return out
 
@@ -152,11 +171,10 @@ class Session:
         from .link.inputs import select_inputs
         objects = [i for i in inputs if isinstance(i, ObjectFile)]
         archives = [i for i in inputs if isinstance(i, Archive)]
-        image = self.proc.image
-        known = set(self.proc.machine.hostproc.addrs)
-        if image is not None:
-            known |= set(image.published)
         if archives:
+            # members are pulled only for what neither the host nor the
+            # image defines (built only here: it costs O(image))
+            known = set(self.proc.machine.hostproc.addrs) | set(self.image.published)
             objects = select_inputs(objects, archives, (), known)
         if isinstance(defer, bool):
             names = defer
@@ -201,6 +219,67 @@ class Session:
         index), every generation, in apply order."""
         index = self.image.index
         return index.sites(self.symbol_name(name)) or index.sites(name)
+
+    # -- hot reload -------------------------------------------------------------
+    def mark_reloadable(self, name: str) -> None:
+        """Give ``name`` a stable entry and a slot when it is linked: a C
+        name of a global function, or ``file.c::helper`` for a static one
+        (its callers in that file reach it through the entry). In
+        ``exported-funcs`` mode every global function has one anyway. Must
+        come before the function is linked."""
+        self._alive()
+        image = self.image
+        key = name if "::" in name else self.symbol_name(name)
+        if key in image.reloadables:
+            return
+        if image.lookup_global(key) is not None:
+            from .reload.function import ReloadError
+            raise ReloadError("not-reloadable", f"{name!r} is already linked without a stable "
+                              "entry: mark it before the link that defines it")
+        image.marked.add(key)
+
+    def reload_function(self, name: str, replacement, unchecked: bool = False) -> int:
+        """Replace the body of reloadable ``name`` (C name or ``file::name``)
+        with the definition in ``replacement`` (a path - .o or .c, compiled
+        with the session's flags - or an ObjectFile); returns the new
+        generation, or raises :class:`~kitemu.reload.function.ReloadError`
+        (``.reason``) leaving the old body active."""
+        from .reload.function import ReloadError, reload_function
+        self._alive()
+        if isinstance(replacement, ObjectFile):
+            obj = replacement
+        else:
+            try:
+                loaded = self._load([replacement])
+            except KitemuError as e:
+                reason = "tls" if "thread-local" in str(e) else "invalid-object"
+                raise ReloadError(reason, str(e)) from None
+            objs = [o for o in loaded if isinstance(o, ObjectFile)]
+            if len(objs) != 1 or len(loaded) != 1:
+                raise ReloadError("invalid-object", f"{replacement}: a replacement is one object")
+            obj = objs[0]
+        key = name if "::" in name else self.symbol_name(name)
+        return reload_function(self.proc, key if key in self.image.reloadables else name, obj,
+                               unchecked)
+
+    def reloadable(self, name: str):
+        """The :class:`~kitemu.link.image.ReloadableFunction` of ``name``:
+        entry, slot, bodies with generation and state."""
+        from .reload.function import find_reloadable
+        key = name if "::" in name else self.symbol_name(name)
+        return find_reloadable(self.image, key if key in self.image.reloadables else name)
+
+    def can_reclaim(self, name: str, generation: int) -> bool:
+        from .reload.function import can_reclaim
+        return can_reclaim(self.proc, self.reloadable(name).identity, generation)
+
+    def retire(self, name: str, generation: int) -> None:
+        from .reload.function import retire
+        retire(self.proc, self.reloadable(name).identity, generation)
+
+    def body_state(self, name: str, generation: int) -> str:
+        from .reload.function import body_state
+        return body_state(self.proc, self.reloadable(name).identity, generation)
 
     # -- the inspector ----------------------------------------------------------
     def view(self):

@@ -52,6 +52,7 @@ class SymbolView:
     got: int | None = None       # the GOT entry holding this symbol's address
     stub: int | None = None      # the stub the linker made for it (IFUNC: its public address)
     internal: bool = False       # local, a linker stub or an assembler temporary
+    temporary: bool = False      # an assembler temporary (.Lfoo, Mach-O ltmp0 / l_.str)
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,12 @@ class ImageView:
         return "\n".join(out)
 
 
+def _rank(s: SymbolView) -> int:
+    """Which of several symbols at one place names it: a public one, else a
+    local one, else an assembler temporary."""
+    return 0 if s.temporary else (1 if s.internal else 2)
+
+
 def _perm_text(perm: Perm) -> str:
     return "".join(c if perm & p else "-" for c, p in (("r", Perm.R), ("w", Perm.W), ("x", Perm.X)))
 
@@ -198,7 +205,7 @@ class Inspector:
                 s.name, s.addr, s.size, s.kind, binding, s.obj, s.generation, s.section,
                 got_of.get(s.addr) if public else None,
                 stub_of.get(s.name) if public else None,
-                internal=s.local or s.kind == "stub" or temp))
+                internal=s.local or s.kind == "stub" or temp, temporary=temp))
         host = []
         for name, stub in sorted(image.host_stubs.items()):
             host.append(HostBinding(name, image.host_addrs[name], stub,
@@ -264,7 +271,7 @@ class Inspector:
         while i >= 0:
             s = syms[i]
             if s.addr <= addr < s.addr + max(s.size, 1):
-                if best is None or (best.internal and not s.internal):
+                if best is None or _rank(s) > _rank(best):
                     best = s
             elif best is None and s.size == 0 and section is not None and \
                     section[0] <= s.addr and s.section == self.image.inputs[section[2]].sections[section[3]].name:

@@ -28,6 +28,8 @@ cost of an append does not grow with the image.
 
 from __future__ import annotations
 
+import enum
+import os
 from dataclasses import dataclass, field
 
 from ..errors import ExecMemError
@@ -43,6 +45,51 @@ from .symbols import (AbsTarget, HostTarget, ImageTarget, LinkerTarget,
 #: segment -> the ExecMem chunk kind it lives in
 CHUNK_KIND = {"code": "code", "rodata": "data", "data": "data"}
 SEGMENT_ORDER = ("code", "rodata", "data")
+
+
+class Indirection(enum.Enum):
+    """Hot reload's indirection mode (roadmap §1.1)."""
+    NONE = "none"                        # INDIRECT_NONE: direct references only
+    EXPORTED_FUNCS = "exported-funcs"    # INDIRECT_EXPORTED_FUNCS: every global function
+
+
+@dataclass
+class Body:
+    """One generation's body of a reloadable function."""
+    name: str                # foo$body$N
+    addr: int
+    size: int
+    generation: int
+    input: str
+    #: active | replaced (still mapped and callable) | retired (the caller
+    #: says no new frame can enter it; reclaimable once no frame is in it)
+    state: str = "active"
+
+    def __contains__(self, addr: int) -> bool:
+        return self.addr <= addr < self.addr + max(self.size, 1)
+
+
+@dataclass
+class ReloadableFunction:
+    """A function reached through a stable entry and a slot: public symbol
+    (or ``tu::name`` identity of a static) -> entry -> slot -> body."""
+    identity: str            # the public symbol name, or "file.c::helper"
+    name: str                # its symbol name in the defining object
+    entry: int               # RX: indirect jump through the slot
+    slot: int                # RW, 8-byte aligned: the active body's address
+    public: bool
+    input_index: int         # the defining input (DWARF of the first body)
+    bodies: list[Body] = field(default_factory=list)
+
+    @property
+    def active(self) -> Body:
+        return self.bodies[-1]
+
+    def body_of(self, generation: int) -> Body | None:
+        for b in self.bodies:
+            if b.generation == generation:
+                return b
+        return None
 
 
 @dataclass(slots=True)
@@ -237,13 +284,26 @@ class JitImage:
         self.arena.trap = target.arch.trap
         self.guard: int | None = None
         self._guard_slots: dict[str, int] = {}
+        #: hot reload: the indirection mode, names/identities marked
+        #: reloadable, and the reloadable functions placed so far
+        self.indirection = Indirection.NONE
+        self.marked: set[str] = set()
+        self.reloadables: dict[str, ReloadableFunction] = {}
 
     # -- linking ------------------------------------------------------------
     def append(self, objects: list[ObjectFile], run_resolver=None,
-               defer: bool | frozenset[str] = False) -> LinkedImage:
+               defer: bool | frozenset[str] = False, reload=None) -> LinkedImage:
         """Link ``objects`` into the image as one transaction (a new
-        generation on success, nothing changed on failure)."""
-        return append(self, objects, run_resolver, defer)
+        generation on success, nothing changed on failure). ``reload``
+        (used by :mod:`kitemu.reload`): ``(function, local object index,
+        body symbol index)``: the append also publishes that body in the
+        function's slot."""
+        return append(self, objects, run_resolver, defer, reload)
+
+    @staticmethod
+    def tu_of(obj: ObjectFile) -> str:
+        """The translation unit part of a static's identity (``a.c``)."""
+        return os.path.basename(obj.tu_name or obj.path)
 
     def define(self, name: str, addr: int) -> None:
         """Publish an absolute symbol (a new generation). A pending name is
@@ -386,6 +446,16 @@ class JitImage:
             if p.got is not None:
                 self._got_by_key.pop(("pending", name), None)
                 self._got_by_key.setdefault(("addr", self.globals[name]), p.got)
+        for identity, name, t, size, oi, public in plan.reloadable:
+            entry, slot, body = plan.entries[identity]
+            rf = ReloadableFunction(identity, name, entry, slot, public, oi)
+            rf.bodies.append(Body(f"{name}$body$0", body, size, gen, self.inputs[oi].path))
+            self.reloadables[identity] = rf
+        if plan.reload is not None:
+            rf, body, size = plan.reload_body
+            rf.active.state = "replaced"
+            rf.bodies.append(Body(f"{rf.name}$body${len(rf.bodies)}", body, size, gen,
+                                  self.inputs[plan.indices[0]].path))
         self.ifuncs += ifuncs
         preinit = plan.read_array(SectionKind.PREINIT_ARRAY)
         self.preinit_array += preinit

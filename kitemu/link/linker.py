@@ -67,6 +67,9 @@ _DATA_ORDER = {SectionKind.DATA: 0, SectionKind.PREINIT_ARRAY: 1, SectionKind.IN
                SectionKind.FINI_ARRAY: 3, SectionKind.BSS: 4}
 _GOT_FORMULAS = (Formula.GOT_PCREL, Formula.GOT_ABS, Formula.GOT_PAGE_PCREL)
 _MAX_LAYOUT_PASSES = 4
+#: sections whose references to a function mean its code, not its identity:
+#: a reloadable function's unwind info describes its body, not its entry
+_UNWIND_SECTIONS = (".eh_frame", "__TEXT,__eh_frame", "__LD,__compact_unwind")
 
 
 def _array_priority(sec: Section) -> int:
@@ -188,7 +191,7 @@ _STAGEABLE = (Formula.ABS, Formula.PCREL, Formula.PAGE_PCREL)
 
 
 def append(image, objects: list[ObjectFile], run_resolver=None,
-           defer: bool | frozenset[str] = False) -> LinkedImage:
+           defer: bool | frozenset[str] = False, reload=None) -> LinkedImage:
     """Link ``objects`` into ``image`` (a :class:`~kitemu.link.image.JitImage`)
     as one transaction; see the module docstring. ``run_resolver(addr,
     name) -> int`` runs an IFUNC resolver in the machine (needed only if
@@ -212,6 +215,7 @@ def append(image, objects: list[ObjectFile], run_resolver=None,
         symtab = SymbolTable(image.inputs, set(image.host_addrs), image.linker_defined,
                              indices=indices, image=image, defer=defer)
         plan = _Plan(image, indices, symtab)
+        plan.reload = reload
         plan.collect()
         symtab.raise_missing()
         stages.mark("resolve", f"{len(objects)} inputs, {len(symtab.globals)} globals"
@@ -302,6 +306,7 @@ class _Plan:
                 elif isinstance(t, PendingTarget) and self._pending_call(sec, rel) \
                         and image.pending_stub(t.name) is None:
                     self.stub_targets[t] = None   # calls wait in a pending stub
+        self._collect_reloadable()
         # GOT entries the image already has are shared
         self.old_got = {t: a for t in self.got_targets
                         if (a := image.got_entry(t)) is not None}
@@ -310,6 +315,87 @@ class _Plan:
         # the guard addresses of pending names exist before layout needs them
         if self.symtab.deferred:
             image.ensure_guard()
+
+    def _collect_reloadable(self) -> None:
+        """Functions of this append that get a stable entry and a slot
+        (hot reload's indirection): in ``exported-funcs`` mode every global
+        function, in any mode the names and ``tu::name`` identities marked
+        reloadable. (IFUNCs keep their canonical stub and cannot be reloaded.)"""
+        image = self.image
+        self.reloadable: list[tuple[str, str, SectionTarget, int, int, bool]] = []
+        exported = image.indirection.value == "exported-funcs"
+        marked = image.marked
+        if not exported and not marked:
+            return
+        seen = set()
+        for name, d in self.symtab.globals.items():
+            t = d.target
+            if not isinstance(t, SectionTarget):
+                continue
+            obj = self.objects[d.obj]
+            sym = obj.symbols[d.sym_index]
+            if sym.type.value != "func" or obj.sections[t.section].kind is not SectionKind.TEXT:
+                continue
+            if exported or name in marked:
+                self.reloadable.append((name, name, t, sym.size, d.obj, True))
+                seen.add(name)
+        local_marks = {m for m in marked if "::" in m}
+        if local_marks:
+            for oi in self.indices:
+                obj = self.objects[oi]
+                tu = image.tu_of(obj)
+                for sym in obj.symbols:
+                    if sym.binding.value != "local" or sym.type.value != "func" or not sym.defined:
+                        continue
+                    prefix = image.target.symbol("")
+                    c_name = sym.name[len(prefix):] if sym.name.startswith(prefix) else sym.name
+                    identity = f"{tu}::{c_name}"
+                    if identity not in local_marks:
+                        continue
+                    if identity in seen or identity in image.reloadables:
+                        raise LinkError(f"{obj.path}: reloadable identity {identity!r} is defined "
+                                        "twice (two translation units with one name?)")
+                    seen.add(identity)
+                    self._check_own_section(obj, sym, identity)
+                    self.reloadable.append((identity, sym.name,
+                                            SectionTarget(oi, sym.section, sym.value), sym.size,
+                                            oi, False))
+
+    @staticmethod
+    def _check_own_section(obj: ObjectFile, sym, identity: str) -> None:
+        """An ELF assembler resolves a call to a local function in the same
+        section itself: no relocation is left to send through the stable
+        entry. (Mach-O keeps them: subsections via symbols.)"""
+        if obj.format != "elf":
+            return
+        others = [s.name for s in obj.symbols if s.section == sym.section and s is not sym
+                  and s.defined and s.type.value == "func"]
+        if others:
+            raise LinkError(
+                f"{obj.path}: reloadable {identity!r} shares section "
+                f"{obj.sections[sym.section].name} with {', '.join(sorted(others)[:4])}: calls "
+                "the assembler resolved there would bypass its stable entry; compile with "
+                "-ffunction-sections")
+
+    def _redirect(self, addr: int) -> int:
+        """A reloadable function's first byte -> its stable entry."""
+        return self.body_entry.get(addr, addr) if self.body_entry else addr
+
+    def symbol_value(self, t, A: int, spec: RelocSpec, sec: Section | None = None) -> int:
+        """``S`` of a relocation: the target's canonical address, or, when
+        the reference names a reloadable function's first byte, its stable
+        entry. What the reference names is ``S + A`` (plus the branch bias
+        for an x86-64 PC-relative field: a call to ``.text + 0x40`` carries
+        ``A = 0x40 - 4``), which also catches references through section
+        symbols, as assemblers write them for static functions. Unwind
+        tables keep the body."""
+        S = self.address_of(t)
+        if not self.body_entry or (sec is not None and sec.name in _UNWIND_SECTIONS):
+            return S
+        bias = self.arch.branch_bias if spec.formula is Formula.PCREL and spec.fixup.size == 4 else 0
+        R = S + A + bias
+        entry = self.body_entry.get(R)
+        return S if entry is None else S + (entry - R)
 
     def _pending_call(self, sec: Section, rel) -> bool:
         """Is this reference to a pending name a call or jump, which waits in
@@ -363,10 +449,17 @@ class _Plan:
             seg_align["data"] = max(seg_align["data"], c.align)
             common_off[name] = off
             seg_size["data"] = off + c.size
-        # canonical stubs after code, GOT + stub cells after rodata
+        # canonical stubs and stable entries after code, GOT + stub cells
+        # after rodata, reload slots after data
         stub_off = align_up(seg_size["code"], 16)
         if self.new_stubs:
             seg_size["code"] = stub_off + stub_size * len(self.new_stubs)
+        entry_off = align_up(seg_size["code"], 16)
+        if self.reloadable:
+            seg_size["code"] = entry_off + stub_size * len(self.reloadable)
+        slot_off = align_up(seg_size["data"], 8)
+        if self.reloadable:
+            seg_size["data"] = slot_off + 8 * len(self.reloadable)
         got_off = align_up(seg_size["rodata"], 8)
         cell_count = len(self.new_got) + len(self.new_stubs) + len(island_offsets)
         if cell_count:
@@ -394,6 +487,19 @@ class _Plan:
         self.cell_addr = {t: cells + 8 * i for i, t in enumerate(self.new_stubs)}
         cells += 8 * len(self.new_stubs)
         self.island_addr = {k: code + o for k, o in island_offsets.items()}
+        data = seg_addr["data"]
+        #: identity -> (entry, slot, body address)
+        self.entries = {}
+        for i, (identity, _, t, _, _, _) in enumerate(self.reloadable):
+            self.entries[identity] = (code + entry_off + i * stub_size, data + slot_off + 8 * i,
+                                      self.address_of(t))
+        self.body_entry = {body: entry for entry, _, body in self.entries.values()}
+        if self.reload is not None:
+            # the replacement body's first byte, too, is reached through the entry
+            rf, local, sym_index = self.reload
+            oi = self.indices[local]
+            sym = self.objects[oi].symbols[sym_index]
+            self.body_entry[self.address_of(SectionTarget(oi, sym.section, sym.value))] = rf.entry
         self.island_cell = {k: cells + 8 * i for i, k in enumerate(island_offsets)}
 
     def address_of(self, t: Target | None) -> int:
@@ -454,14 +560,17 @@ class _Plan:
                 seg.buf[off:off + sec.size] = sec.data
         ptr = self.arch.pointer_size
         for t in self.new_got:
-            self._write_word(self.got_addr[t], self.address_of(t), ptr)
+            self._write_word(self.got_addr[t], self._redirect(self.address_of(t)), ptr)
+        for entry, slot, body in self.entries.values():
+            self._write_bytes(entry, self.arch.indirect_jump(entry, slot))
+            self._write_word(slot, body, ptr)
         for t, a in self.stub_addr.items():
             self._write_bytes(a, self.arch.indirect_jump(a, self.cell_addr[t]))
             self._write_word(self.cell_addr[t], self.destination_of(t), ptr)
         for (key, t, extra), a in self.island_addr.items():
             cell = self.island_cell[(key, t, extra)]
             self._write_bytes(a, self.arch.indirect_jump(a, cell))
-            self._write_word(cell, self.branch_address_of(t) + extra, ptr)
+            self._write_word(cell, self._redirect(self.branch_address_of(t) + extra), ptr)
 
         far: set = set()
         error: RelocationError | None = None
@@ -500,7 +609,8 @@ class _Plan:
                         value = self.branch_address_of(t) + rel.addend - P
                         via = "pending stub"
                     else:
-                        value = self._value(spec, t, rel.addend, P, seg, base_off + rel.offset)
+                        value = self._value(spec, t, rel.addend, P, seg, base_off + rel.offset,
+                                            sec)
                         if isinstance(t, PendingTarget) and not via:
                             pending = (t.name, spec.formula, rel.addend, P)
                     if spec.branch and sec.kind is SectionKind.TEXT and \
@@ -560,7 +670,7 @@ class _Plan:
         for name in sorted(new_names & set(image.pending)):
             p = image.pending[name]
             d = self.symtab.globals.get(name)
-            S = self.address_of(d.target if d is not None else CommonTarget(name))
+            S = self._redirect(self.address_of(d.target if d is not None else CommonTarget(name)))
             self.resolved.append(name)
             for cell in p.cells:
                 self.restaged.append((cell, S.to_bytes(ptr, "little")))
@@ -584,6 +694,20 @@ class _Plan:
                     site.input, site.section,
                     site.offset, site.kind, site.fixup.name, name, site.addend, value,
                     site.place, site.fixup.size, S + site.addend, "staged", self.generation))
+        if self.reload is not None:
+            # hot reload: the new body goes live with one aligned
+            # pointer-width store into the function's slot, the last write
+            rf, local, sym_index = self.reload
+            oi = self.indices[local]
+            sym = self.objects[oi].symbols[sym_index]
+            body = self.address_of(SectionTarget(oi, sym.section, sym.value))
+            self.reload_body = (rf, body, sym.size)
+            self.restaged.append((rf.slot, body.to_bytes(ptr, "little")))
+            self.restaged_records.append(RelocRecord(
+                image.next_apply_id + len(self.records) + len(self.restaged_records),
+                "<reload>", "<reload slots>", 0,
+                "SLOT", "slot", rf.identity, 0, body, rf.slot, ptr, body, "reload",
+                self.generation))
 
     def _definer(self, name: str) -> str:
         d = self.symtab.globals.get(name)
@@ -599,25 +723,26 @@ class _Plan:
         else:
             sym = self._target_name(t)
             target = None if spec.formula in (Formula.ADD, Formula.SUB, Formula.DELTA) \
-                else self.address_of(t) + rel.addend
+                else self.symbol_value(t, rel.addend, spec, sec) + rel.addend
             if isinstance(t, (HostTarget, IfuncTarget)) and not via:
                 via = "stub"
         return RelocRecord(apply_id, obj.path, sec.name, rel.offset, spec.name, spec.fixup.name,
                            sym, rel.addend, value, P, spec.fixup.size, target, via,
                            self.generation)
 
-    def _value(self, spec: RelocSpec, t, A: int, P: int, seg: Segment, off: int) -> int:
+    def _value(self, spec: RelocSpec, t, A: int, P: int, seg: Segment, off: int,
+               sec: Section | None = None) -> int:
         f = spec.formula
         if f is Formula.ABS:
-            return self.address_of(t) + A
+            return self.symbol_value(t, A, spec, sec) + A
         if f is Formula.PCREL:
-            return self.address_of(t) + A - P
+            return self.symbol_value(t, A, spec, sec) + A - P
         if f is Formula.GOT_PCREL:
             return self.got_addr[t] + A - P
         if f is Formula.GOT_ABS:
             return self.got_addr[t] + A
         if f is Formula.PAGE_PCREL:
-            return ((self.address_of(t) + A) & ~0xFFF) - (P & ~0xFFF)
+            return ((self.symbol_value(t, A, spec, sec) + A) & ~0xFFF) - (P & ~0xFFF)
         if f is Formula.GOT_PAGE_PCREL:
             return ((self.got_addr[t] + A) & ~0xFFF) - (P & ~0xFFF)
         if f is Formula.ADD:
@@ -643,7 +768,7 @@ class _Plan:
         hi_p = sec_addr + hi.offset
         if hi.spec.formula is Formula.GOT_PCREL:
             return self.got_addr[t] + hi.addend - hi_p, hi, t
-        return self.address_of(t) + hi.addend - hi_p, hi, t
+        return self.symbol_value(t, hi.addend, hi.spec, sec) + hi.addend - hi_p, hi, t
 
     def _seg_off(self, oi, sec) -> tuple[Segment, int]:
         seg = self.segments[SEGMENT_OF[sec.kind]]
@@ -711,7 +836,10 @@ class _Plan:
     def globals_placed(self) -> dict[str, int]:
         out = {}
         for name, d in self.symtab.globals.items():
-            out[name] = self.address_of(d.target)
+            out[name] = self._redirect(self.address_of(d.target))
+        for identity, public in ((r[0], r[5]) for r in self.reloadable):
+            if not public:          # a static's synthetic identity: tu::name
+                out[identity] = self.entries[identity][0]
         for name in self.symtab.commons:
             out[name] = self.common_addr[name]
         return out
@@ -719,6 +847,16 @@ class _Plan:
     def placed_symbols(self) -> list[PlacedSymbol]:
         out = []
         gen = self.generation
+        # a reloadable function's own symbol names its body, foo$body$0; the
+        # public name (or tu::name identity) goes to its stable entry
+        bodies = {(t, name): identity for identity, name, t, _, _, _ in self.reloadable}
+        for identity, name, t, size, oi, public in self.reloadable:
+            entry, slot, _ = self.entries[identity]
+            path = self.objects[oi].path
+            out.append(PlacedSymbol(identity, entry, self.arch.indirect_jump_size, "func", path,
+                                    False, gen, "<stable entries>"))
+            out.append(PlacedSymbol(f"{identity}@slot", slot, 8, "object", "<linker>", True, gen,
+                                    "<reload slots>"))
         for oi in self.indices:
             obj = self.objects[oi]
             for sym in obj.symbols:
@@ -729,9 +867,14 @@ class _Plan:
                 if sym.place.value == "section":
                     if (oi, sym.section) not in self.section_addr:
                         continue
-                    addr = self.address_of(SectionTarget(oi, sym.section, sym.value))
+                    t = SectionTarget(oi, sym.section, sym.value)
+                    addr = self.address_of(t)
                     section = obj.sections[sym.section].name
                     kind = sym.type.value
+                    if (t, sym.name) in bodies:
+                        out.append(PlacedSymbol(f"{sym.name}$body$0", addr, sym.size, kind,
+                                                obj.path, True, gen, section))
+                        continue
                 elif sym.place.value == "abs":
                     addr, kind = sym.value, "abs"
                 else:
