@@ -238,12 +238,14 @@ class Session:
                               "entry: mark it before the link that defines it")
         image.marked.add(key)
 
-    def reload_function(self, name: str, replacement, unchecked: bool = False) -> int:
+    def reload_function(self, name: str, replacement, unchecked: bool = False,
+                        patch_call_sites: bool = False) -> int:
         """Replace the body of reloadable ``name`` (C name or ``file::name``)
         with the definition in ``replacement`` (a path - .o or .c, compiled
         with the session's flags - or an ObjectFile); returns the new
         generation, or raises :class:`~kitemu.reload.function.ReloadError`
-        (``.reason``) leaving the old body active."""
+        (``.reason``) leaving the old body active. ``patch_call_sites``:
+        the fast mode, which also re-aims direct call sites at the new body."""
         from .reload.function import ReloadError, reload_function
         self._alive()
         if isinstance(replacement, ObjectFile):
@@ -260,7 +262,7 @@ class Session:
             obj = objs[0]
         key = name if "::" in name else self.symbol_name(name)
         return reload_function(self.proc, key if key in self.image.reloadables else name, obj,
-                               unchecked)
+                               unchecked, patch_call_sites)
 
     def reloadable(self, name: str):
         """The :class:`~kitemu.link.image.ReloadableFunction` of ``name``:

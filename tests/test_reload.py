@@ -362,3 +362,58 @@ class ReloadMachine(RuleBasedStateMachine):
 ReloadMachine.TestCase.settings = settings(max_examples=12, stateful_step_count=12,
                                            deadline=None)
 test_reload_state_machine = ReloadMachine.TestCase
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_abi_mismatch_shows_both_signatures(target, src):
+    s = session(target, src)
+    try:
+        before = snapshot(s)
+        with pytest.raises(ReloadError) as info:
+            s.reload_function("value", src("long.c", "long value(long x) { return x + 5; }\n"))
+        e = info.value
+        assert e.reason == "abi-mismatch"
+        assert "live:" in str(e) and "replacement:" in str(e)
+        assert "int:4" in str(e) and "int:8" in str(e)        # the two signatures
+        assert snapshot(s) == before
+        # no DWARF for the replacement: refused, unless unchecked
+        s.cflags.remove("-g")
+        with pytest.raises(ReloadError) as info:
+            s.reload_function("value", src("nog.c", VALUE_V2))
+        assert info.value.reason == "abi-unknown" and "-g" in str(info.value)
+        assert snapshot(s) == before
+        s.reload_function("value", src("nog.c", VALUE_V2), unchecked=True)
+        assert s.call("call_saved", 1) == 1001
+    finally:
+        s.free()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_direct_call_patching_gives_the_slot_baselines_results(target, src):
+    """Fast mode (§1.8) re-aims direct call sites at the new body; a later
+    slot-only reload re-aims them at the entry. Every call returns what the
+    slot baseline returns, step by step."""
+    versions = [src(f"w{k}.c", f"int value(int x) {{ return x * {k} + {k}; }}\n")
+                for k in range(2, 6)]
+    plan = [True, True, False, True]              # fast, fast, slot, fast
+    results = {}
+    for fast_mode in (False, True):
+        s = session(target, src)
+        try:
+            seen = []
+            for v, fast in zip(versions, plan):
+                s.reload_function("value", v, patch_call_sites=fast and fast_mode)
+                seen.append(tuple(s.call(f, 3) for f in ("value", "call_saved", "call_value")))
+                rf = s.reloadable("value")
+                direct = [r for r in s.image.records if r.via == "direct-patch"
+                          and s.image.index.wrote(r.place) is r]
+                if fast and fast_mode:
+                    # the call in call_value now goes straight to the body
+                    assert direct and {r.target - r.addend for r in direct} == {rf.active.addr}
+                else:
+                    assert all(r.target - r.addend == rf.entry for r in direct)
+            results[fast_mode] = seen
+        finally:
+            s.free()
+    assert results[True] == results[False]
+    assert results[False][-1] == (3 * 5 + 5, 20, 40)

@@ -80,6 +80,8 @@ class ReloadableFunction:
     public: bool
     input_index: int         # the defining input (DWARF of the first body)
     bodies: list[Body] = field(default_factory=list)
+    #: the last reload re-aimed direct call sites at its body (fast mode)
+    direct_patched: bool = False
 
     @property
     def active(self) -> Body:

@@ -496,7 +496,7 @@ class _Plan:
         self.body_entry = {body: entry for entry, _, body in self.entries.values()}
         if self.reload is not None:
             # the replacement body's first byte, too, is reached through the entry
-            rf, local, sym_index = self.reload
+            rf, local, sym_index = self.reload[:3]
             oi = self.indices[local]
             sym = self.objects[oi].symbols[sym_index]
             self.body_entry[self.address_of(SectionTarget(oi, sym.section, sym.value))] = rf.entry
@@ -697,17 +697,43 @@ class _Plan:
         if self.reload is not None:
             # hot reload: the new body goes live with one aligned
             # pointer-width store into the function's slot, the last write
-            rf, local, sym_index = self.reload
+            rf, local, sym_index, call_sites, direct = self.reload
             oi = self.indices[local]
             sym = self.objects[oi].symbols[sym_index]
             body = self.address_of(SectionTarget(oi, sym.section, sym.value))
             self.reload_body = (rf, body, sym.size)
+            for r, fixup in call_sites:
+                self._repatch_call_site(r, fixup, body if direct else rf.entry, rf.entry)
             self.restaged.append((rf.slot, body.to_bytes(ptr, "little")))
             self.restaged_records.append(RelocRecord(
                 image.next_apply_id + len(self.records) + len(self.restaged_records),
                 "<reload>", "<reload slots>", 0,
                 "SLOT", "slot", rf.identity, 0, body, rf.slot, ptr, body, "reload",
                 self.generation))
+
+    def _repatch_call_site(self, r: RelocRecord, fixup, body: int, entry: int) -> None:
+        """Direct-call patching: re-aim the branch of record ``r`` at
+        ``body`` (value + the change of S), or, out of its reach, back at
+        the stable entry."""
+        S_old = r.target - r.addend
+        buf = bytearray(self.image.mem.read(r.place, fixup.size))
+        for S in (body, entry):
+            value = r.value + (S - S_old)
+            try:
+                fixup.encode(buf, 0, value)
+            except FixupRangeError:
+                continue
+            if S == S_old:
+                return
+            self.restaged.append((r.place, bytes(buf)))
+            self.restaged_records.append(RelocRecord(
+                self.image.next_apply_id + len(self.records) + len(self.restaged_records),
+                r.input, r.section, r.offset, r.kind, r.fixup, r.symbol, r.addend, value,
+                r.place, r.size, S + r.addend, "direct-patch", self.generation))
+            return
+        raise RelocationError(f"{r.input}: section {r.section}: relocation {r.kind} at offset "
+                              f"{r.offset:#x}: cannot reach the new body at {body:#x} nor the "
+                              f"stable entry at {entry:#x}")
 
     def _definer(self, name: str) -> str:
         d = self.symtab.globals.get(name)

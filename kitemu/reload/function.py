@@ -203,9 +203,48 @@ def check_abi(image: JitImage, rf: ReloadableFunction, obj: ObjectFile, unchecke
 
 # -- the reload -------------------------------------------------------------------------
 
-def reload_function(proc, name: str, obj: ObjectFile, unchecked: bool = False) -> int:
+def _branch_specs(arch) -> dict:
+    """Relocation kind name -> spec, for the branch kinds of ``arch`` (ELF
+    and Mach-O): the call sites direct-call patching may re-aim."""
+    import importlib
+    out = {spec.name: spec for spec in arch.elf_relocs.values() if spec.branch}
+    module = importlib.import_module(f"kitemu.targets.{arch.name}")
+    for spec in getattr(module, "MACHO_RELOCS", {}).values():
+        if spec.branch:
+            out[spec.name] = spec
+    return out
+
+
+def direct_call_sites(image: JitImage, rf: ReloadableFunction) -> list:
+    """The branch sites (calls and tail jumps) whose bytes now aim at the
+    function's entry or one of its bodies: the last record of each place
+    (the patch-site index), excluding islands and stubs."""
+    specs = _branch_specs(image.arch)
+    aims = {rf.entry} | {b.addr for b in rf.bodies}
+    latest = {}
+    for r in image.records:
+        if r.kind in specs and r.target is not None and r.via in ("", "direct-patch"):
+            latest[r.place] = r
+    out = []
+    for place, r in latest.items():
+        if image.index.wrote(place) is not r or (r.target - r.addend) not in aims:
+            continue
+        if image.arch.name == "x64":
+            from ..targets.x64 import is_branch_site
+            if not is_branch_site(image.mem.read(place - 1, 1), 1):
+                continue            # a PC-relative address (lea), not a call
+        out.append((r, specs[r.kind].fixup))
+    return out
+
+
+def reload_function(proc, name: str, obj: ObjectFile, unchecked: bool = False,
+                    patch_call_sites: bool = False) -> int:
     """Replace the body of reloadable ``name`` with ``obj``'s definition;
-    returns the new generation (see the module docstring)."""
+    returns the new generation (see the module docstring).
+    ``patch_call_sites`` (the fast mode of §1.8): also re-aim every direct
+    call site of the function at the new body, in the same transaction, so
+    calls skip the entry; pointers and the slot stay as they are, so the
+    results are those of the slot baseline."""
     image: JitImage = proc.image
     if image is None:
         raise ReloadError("not-reloadable", "nothing is linked")
@@ -214,7 +253,12 @@ def reload_function(proc, name: str, obj: ObjectFile, unchecked: bool = False) -
     signature = check_abi(image, rf, obj, unchecked)
     linked = prepare(obj, rf, body_index)
     try:
-        image.append([linked], run_resolver=proc._run_resolver, reload=(rf, 0, body_index))
+        # fast mode re-aims the call sites at the new body; the slot baseline
+        # re-aims sites an earlier fast reload aimed at a body back at the entry
+        sites = direct_call_sites(image, rf) \
+            if patch_call_sites or rf.direct_patched else []
+        image.append([linked], run_resolver=proc._run_resolver,
+                     reload=(rf, 0, body_index, sites, patch_call_sites))
     except ExecMemError as e:
         raise ReloadError("capacity", str(e)) from None
     except RelocationError as e:
@@ -222,6 +266,7 @@ def reload_function(proc, name: str, obj: ObjectFile, unchecked: bool = False) -
     except LinkError as e:
         raise ReloadError("link", str(e)) from None
     _signature_cache(image)[(rf.identity, image.generation)] = signature
+    rf.direct_patched = patch_call_sites
     return image.generation
 
 
