@@ -313,7 +313,7 @@ class ReloadMachine(RuleBasedStateMachine):
         super().__init__()
         t = self.target
         cls = type(self)
-        if not hasattr(cls, "_objects"):
+        if "_objects" not in cls.__dict__:          # compiled once per target
             cls._program = _compiled(t, "prog.c", PROGRAM)
             cls._objects = [_compiled(t, f"v{k}.c", f"int value(int x) {{ return x + {100 * k}; }}\n")
                             for k in range(1, VERSIONS + 1)]
@@ -359,9 +359,19 @@ class ReloadMachine(RuleBasedStateMachine):
         assert [b.state for b in rf.bodies] == ["replaced"] * (len(rf.bodies) - 1) + ["active"]
 
 
-ReloadMachine.TestCase.settings = settings(max_examples=12, stateful_step_count=12,
-                                           deadline=None)
-test_reload_state_machine = ReloadMachine.TestCase
+def _machine_for(target: str, examples: int):
+    machine = type(f"ReloadMachine_{target.replace('-', '_')}", (ReloadMachine,),
+                   {"target": target})
+    machine.TestCase.settings = settings(max_examples=examples, stateful_step_count=12,
+                                         deadline=None)
+    return machine.TestCase
+
+
+test_reload_state_machine_elf_aarch64 = _machine_for("elf-aarch64", 12)
+test_reload_state_machine_elf_x64 = _machine_for("elf-x64", 5)
+test_reload_state_machine_elf_rv64 = _machine_for("elf-rv64", 5)
+test_reload_state_machine_macho_x64 = _machine_for("macho-x64", 5)
+test_reload_state_machine_macho_arm64 = _machine_for("macho-arm64", 5)
 
 
 @pytest.mark.parametrize("target", TARGETS)
