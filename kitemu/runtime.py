@@ -14,12 +14,13 @@ Address map of an emulated process (defaults; the image base is settable)::
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
-from .backends.unicorn import UnicornMachine
+from .backends.unicorn import CpuFault, UnicornMachine
 from .errors import ConfigError, KitemuError
 from .execmem import ALIAS_OFFSET, RW, RX, ExecMem, Strategy, check_page_size, parse_strategy
-from .hostlib import HostProcess
+from .hostlib import GuestExit, HostProcess
 from .hostlib.callconv import bits_to_double, double_to_bits
 from .link.image import JitImage
 from .link.linker import LinkedImage
@@ -35,6 +36,10 @@ STACK_TOP = 0x7000_0000
 STACK_SIZE = 8 << 20
 SENTINEL = 0x7FF0_0000
 HOST_BASE = 0x3F_0000_0000
+#: bytes left untouched below a stopped call's stack pointer when another
+#: call runs meanwhile (x86-64 SysV leaf functions keep data in the 128
+#: bytes below %rsp)
+RED_ZONE = 256
 
 
 PROCESS_AREAS = {
@@ -67,6 +72,63 @@ class HostModel:
 
     os: str = "linux"
     page_size: int = 4096
+
+
+@dataclass
+class CallOutcome:
+    """How a resumable call (:meth:`JitProcess.start_call`,
+    :meth:`JitProcess.resume`) came back.
+
+    ``status`` is
+
+    * ``"returned"``: the callee returned to the sentinel; ``value`` is the
+      return value (int, or float for ``returns="double"``);
+    * ``"breakpoint"``: it stopped before the instruction at ``pc`` (a
+      breakpoint); the call stays pending: registers (``proc.machine.reg``)
+      and memory are live, :meth:`JitProcess.resume` continues it,
+      :meth:`JitProcess.abandon` drops it;
+    * ``"faulted"``: ``fault`` is the :class:`FaultReport` (a time limit
+      is a fault of kind ``"timeout"``, as for :meth:`JitProcess.call`);
+    * ``"exited"``: a host function ended the program (``exit``, ``abort``);
+      ``exit`` has the status and, for abort, the signal;
+    * ``"interrupted"``: the machine stopped at ``pc`` for none of these
+      reasons (nothing in kitemu does that; never mistaken for a return).
+    """
+
+    status: str
+    value: int | float | None = None
+    pc: int | None = None
+    fault: FaultReport | None = None
+    exit: GuestExit | None = None
+
+    @property
+    def returned(self) -> bool:
+        return self.status == "returned"
+
+    @property
+    def stopped(self) -> bool:
+        return self.status == "breakpoint"
+
+    @property
+    def faulted(self) -> bool:
+        return self.status == "faulted"
+
+    @property
+    def exited(self) -> bool:
+        return self.status == "exited"
+
+
+@dataclass
+class _StoppedCall:
+    """A call stopped at a breakpoint, waiting for resume()/abandon()."""
+
+    returns: str
+    #: seconds of guest time the call may still run (None: no limit)
+    budget: float | None
+    #: the breakpoint it stopped at
+    pc: int
+    #: the J-stage it runs in (a call made meanwhile changes proc.stage)
+    stage: str
 
 
 @dataclass
@@ -113,6 +175,8 @@ class JitProcess:
         self.on_stage = None
         #: the J-stage guest code is running in (reported with faults)
         self.stage = "link"
+        #: the call stopped at a breakpoint (start_call/resume), if any
+        self._stopped_call: _StoppedCall | None = None
 
     def _map_process_areas(self, stdout_sink):
         m = self.machine
@@ -173,7 +237,47 @@ class JitProcess:
         (float) arguments, placed per the target's calling convention
         (registers first, then 8-byte stack slots in order). Returns
         ``(return value, FaultReport | None)``; ``returns="double"`` reads
-        the floating-point return register."""
+        the floating-point return register.
+
+        A call that runs into a breakpoint cannot stop there: it ends with
+        a SIGTRAP report (kind ``"breakpoint"``), as a process without a
+        debugger would. :meth:`start_call` is the call that can stop and
+        resume. While such a call is stopped, ``call`` still works (an
+        IFUNC resolver run by an append, a function called from a
+        debugger): it runs on the stack below the stopped frame and gives
+        all registers back afterwards."""
+        m = self.machine
+        if self._stopped_call is None:
+            return self._plain_call(addr, args, sp, returns, timeout)
+        saved = m.save_context()
+        stage = self._stage
+        if sp is None:
+            sp = m.reg(self.target.callconv.sp) - RED_ZONE
+        try:
+            return self._plain_call(addr, args, sp, returns, timeout)
+        finally:
+            m.restore_context(saved)
+            self._stage = stage
+
+    def _plain_call(self, addr: int, args, sp: int | None, returns: str, timeout: float | None):
+        self._enter(args, sp)
+        m = self.machine
+        cc = self.target.callconv
+        timeout = self.timeout if timeout is None else timeout
+        hp = m.hostproc
+        hp.fault = None
+        fault = m.run(addr, SENTINEL, int(timeout * 1e6) if timeout else 0)
+        if fault is None and hp.fault is not None:
+            fault = hp.fault
+        if fault is not None:
+            return 0, describe_fault(fault, self)
+        if returns == "double":
+            return bits_to_double(m.reg(cc.fp_ret)), None
+        return m.reg(cc.int_ret), None
+
+    def _enter(self, args, sp: int | None) -> None:
+        """Arguments, stack pointer and the sentinel return address of a
+        call, per the target's calling convention."""
         cc = self.target.callconv
         m = self.machine
         sp = (sp if sp is not None else self.stack_top) & ~(cc.stack_align - 1)
@@ -206,17 +310,97 @@ class JitProcess:
         m.set_reg(cc.sp, sp)
         if cc.vector_count_reg is not None:
             m.set_reg(cc.vector_count_reg, fp)
+
+    # -- resumable calls -----------------------------------------------------------
+    #
+    # start_call() is call() that can stop at a breakpoint
+    # (machine.add_breakpoint) and be continued with resume(): the return
+    # address stays the sentinel, so whatever happens while the call is
+    # stopped (memory and register writes, code patched through
+    # self.mem.patch, appends, other calls), returning still completes the
+    # original call. One call at a time can be stopped.
+
+    @property
+    def stopped(self) -> bool:
+        """A call is stopped at a breakpoint (resume() or abandon() it)."""
+        return self._stopped_call is not None
+
+    @property
+    def stopped_at(self) -> int | None:
+        """The breakpoint address the stopped call is waiting at."""
+        return None if self._stopped_call is None else self._stopped_call.pc
+
+    def start_call(self, addr: int, args: list[int | float] = (), sp: int | None = None,
+                   returns: str = "int", timeout: float | None = None) -> CallOutcome:
+        """Call guest function ``addr`` as :meth:`call` does (same argument
+        placement, ``returns``, ``timeout`` defaulting to ``self.timeout``),
+        but stop at breakpoints instead of failing: see
+        :class:`CallOutcome`. A breakpoint on ``addr`` itself hits before
+        the first instruction. ``timeout`` bounds the guest time of the
+        whole call, summed over its resumes (time spent stopped is not
+        counted)."""
+        if self._stopped_call is not None:
+            raise KitemuError(f"a call is stopped at {self._stopped_call.pc:#x}: "
+                              "resume() or abandon() it before starting another")
+        if not hasattr(self.machine, "run_until"):
+            raise KitemuError("resumable calls need the emulated backend")
+        self._enter(args, sp)
         timeout = self.timeout if timeout is None else timeout
+        return self._run_call(addr, returns, timeout or None, None)
+
+    def resume(self) -> CallOutcome:
+        """Continue the stopped call from the current PC. If the PC is still
+        the breakpoint it stopped at, that instruction runs (the breakpoint
+        hits again the next time execution arrives there); a PC set
+        elsewhere runs from there, stopping at once if it is a breakpoint."""
+        pending = self._stopped_call
+        if pending is None:
+            raise KitemuError("no call is stopped: nothing to resume")
+        self._stopped_call = None
+        if self._stage != pending.stage:
+            self.stage = pending.stage
+        pc = self.machine.reg(self.target.callconv.pc)
+        return self._run_call(pc, pending.returns, pending.budget,
+                              pending.pc if pc == pending.pc else None)
+
+    def abandon(self) -> bool:
+        """Drop the stopped call: it will never return. The stack and
+        registers are left as they are; the next call starts afresh.
+        Returns whether a call was stopped (no call: nothing happens)."""
+        dropped = self._stopped_call is not None
+        self._stopped_call = None
+        return dropped
+
+    def _run_call(self, begin: int, returns: str, budget: float | None,
+                  skip: int | None) -> CallOutcome:
+        m = self.machine
         hp = m.hostproc
         hp.fault = None
-        fault = m.run(addr, SENTINEL, int(timeout * 1e6) if timeout else 0)
+        if budget is not None and budget <= 0:
+            pc = m.reg(self.target.callconv.pc)
+            fault = CpuFault("timeout", None, None, pc, "time limit reached")
+            return CallOutcome("faulted", pc=pc, fault=describe_fault(fault, self))
+        started = time.monotonic()
+        stop = m.run_until(begin, SENTINEL, max(1, int(budget * 1e6)) if budget else 0,
+                           skip_breakpoint=skip)
+        if budget is not None:
+            budget -= time.monotonic() - started
+        if stop.reason == "breakpoint":
+            self._stopped_call = _StoppedCall(returns, budget, stop.pc, self._stage)
+            return CallOutcome("breakpoint", pc=stop.pc)
+        fault = stop.fault
         if fault is None and hp.fault is not None:
             fault = hp.fault
         if fault is not None:
-            return 0, describe_fault(fault, self)
+            return CallOutcome("faulted", pc=fault.pc, fault=describe_fault(fault, self))
+        if stop.reason == "host-stop" and hp.exit is not None:
+            return CallOutcome("exited", pc=stop.pc, exit=hp.exit)
+        if stop.reason != "returned":
+            return CallOutcome("interrupted", pc=stop.pc)
+        cc = self.target.callconv
         if returns == "double":
-            return bits_to_double(m.reg(cc.fp_ret)), None
-        return m.reg(cc.int_ret), None
+            return CallOutcome("returned", bits_to_double(m.reg(cc.fp_ret)), stop.pc)
+        return CallOutcome("returned", m.reg(cc.int_ret), stop.pc)
 
     def lookup(self, c_name: str) -> int | None:
         """Address of a global by its C name (``main``), or by its exact

@@ -7,9 +7,36 @@ What this module guarantees:
   flush (``ctl_remove_cache``) after every write into code;
 * calls into guest code that stop when the callee returns to a sentinel
   address (unicorn's ``until``), with no per-instruction hook on the run path;
-* hooks on exact address ranges only (host functions);
+* hooks on exact address ranges only (host functions, breakpoints);
+* breakpoints that stop *before* their instruction and can be resumed
+  (:meth:`UnicornMachine.add_breakpoint`, :meth:`UnicornMachine.run_until`,
+  :meth:`UnicornMachine.resume`);
 * faults captured as data (:class:`CpuFault`), never as exceptions escaping to
   the user.
+
+Breakpoints, as measured on unicorn 2.1.4 (x86-64, AArch64, RISC-V 64):
+
+* a breakpoint is one ``UC_HOOK_CODE`` hook bounded to exactly its address
+  (``begin == end == addr``). Unicorn decides at *translation* time which
+  instructions call a code hook, so code translated before the hook was
+  added never calls it: adding (and removing) a breakpoint drops the
+  translation of that address (``ctl_remove_cache(addr, addr + 1)``). Nothing
+  else is flushed, and no hook runs on any other instruction.
+* ``emu_stop()`` inside a code hook stops before the hooked instruction is
+  executed, on all three architectures, with the PC register equal to the
+  hooked address (also for 2-byte compressed RISC-V instructions, and
+  whether the instruction starts a translated block or sits inside one).
+  So a breakpoint needs no trap instruction and no PC fix-up (unlike rv64
+  ``ebreak``, whose exception path leaves the PC advanced by 4).
+* ``emu_start`` at a hooked address calls the hook first: resuming from a
+  breakpoint would hit it again at once. :meth:`UnicornMachine.run_until`
+  therefore takes the address to pass over once (``skip_breakpoint``): the
+  hook sees it as the run's first instruction and lets it execute; the next
+  arrival there (a loop, a later call) stops again.
+* hooks at one address run in the order they were added. Host functions are
+  a range hook; a breakpoint on a host function must stop *before* the
+  host function runs (and run it once, on resume), so range hooks check the
+  breakpoint set and breakpoint hooks are kept after every range hook.
 """
 
 from __future__ import annotations
@@ -71,6 +98,39 @@ class CpuFault:
     intno: int | None = None
 
 
+#: CPU exception number a trap instruction (int3 / brk / ebreak) raises, as
+#: unicorn reports it: a breakpoint hit seen by a caller that cannot resume
+#: (:meth:`UnicornMachine.run`) is reported like that trap, SIGTRAP
+TRAP_INTNO = {"x64": 3, "aarch64": 7, "rv64": 3}
+
+
+@dataclass
+class Stop:
+    """Why :meth:`UnicornMachine.run_until` returned.
+
+    ``reason`` is one of
+
+    * ``"returned"``: the PC reached ``until`` (the callee returned);
+    * ``"breakpoint"``: a breakpoint hook stopped the machine; ``pc`` is the
+      breakpoint's address and its instruction has not been executed;
+    * ``"fault"``: the CPU faulted (``fault`` says how);
+    * ``"timeout"``: the time limit ran out (``fault`` is a ``"timeout"``
+      :class:`CpuFault`, as :meth:`UnicornMachine.run` always reported it);
+    * ``"host-stop"``: a hook called :meth:`UnicornMachine.stop` (a host
+      function's ``exit``/``abort``, or one that faulted on a bad pointer);
+    * ``"interrupted"``: unicorn returned for none of these reasons.
+    """
+
+    reason: str
+    pc: int
+    fault: CpuFault | None = None
+
+    @property
+    def breakpoint(self) -> int | None:
+        """The breakpoint's address when one stopped the run, else None."""
+        return self.pc if self.reason == "breakpoint" else None
+
+
 class UnicornMachine:
     """A CPU of one architecture with its own address space."""
 
@@ -86,8 +146,22 @@ class UnicornMachine:
         self._buffers: dict[int, mmap.mmap] = {}
         self._last_invalid: tuple[str, str, int] | None = None
         self._intno: int | None = None
-        self.uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid)
-        self.uc.hook_add(UC_HOOK_INTR, self._on_intr)
+        self._stopped = False
+        #: every hook this machine holds: handle -> (type, begin, end).
+        #: ``begin > end`` is unicorn's "everywhere": only the two event
+        #: hooks below (invalid memory access, CPU exception) are global;
+        #: every UC_HOOK_CODE hook is bounded (host area, breakpoints)
+        self.hooks: dict[int, tuple[int, int, int]] = {}
+        #: breakpoint address -> its hook handle
+        self._bp_hooks: dict[int, int] = {}
+        #: set by the breakpoint hook that stopped the current run
+        self._bp_hit: int | None = None
+        #: the breakpoint the current run passes over once (a resume)
+        self._skip_bp: int | None = None
+        #: why the last run stopped (:class:`Stop`), None before any run
+        self.last_stop: Stop | None = None
+        self._hook_add(UC_HOOK_MEM_INVALID, self._on_invalid)
+        self._hook_add(UC_HOOK_INTR, self._on_intr)
         self._enable_fpu()
 
     def _enable_fpu(self) -> None:
@@ -182,13 +256,62 @@ class UnicornMachine:
         self.uc.reg_write(reg_id, value)
 
     # -- hooks ----------------------------------------------------------------
+    def _hook_add(self, htype: int, callback, begin: int = 1, end: int = 0) -> int:
+        handle = self.uc.hook_add(htype, callback, begin=begin, end=end)
+        self.hooks[handle] = (htype, begin, end)
+        return handle
+
+    def _hook_del(self, handle: int) -> None:
+        self.uc.hook_del(handle)
+        del self.hooks[handle]
+
     def hook_range(self, begin: int, end: int, callback) -> None:
         """Call ``callback(machine, address)`` before executing any
-        instruction in ``[begin, end)``; nothing runs elsewhere."""
+        instruction in ``[begin, end)``; nothing runs elsewhere. An
+        instruction there that is also a breakpoint runs ``callback`` only
+        when it really executes (when the run passes the breakpoint)."""
         def cb(uc, address, size, user):
+            if address in self._bp_hooks and self._skip_bp != address:
+                return          # the breakpoint hook (after this one) stops here
             callback(self, address)
-        self.uc.hook_add(UC_HOOK_CODE, cb, begin=begin, end=end - 1)
+        self._hook_add(UC_HOOK_CODE, cb, begin=begin, end=end - 1)
         self.uc.ctl_remove_cache(begin, end)   # hooks apply to already-translated code too
+        # keep breakpoint hooks after range hooks (see the module docstring)
+        for addr in [a for a in self._bp_hooks if begin <= a < end]:
+            self.remove_breakpoint(addr)
+            self.add_breakpoint(addr)
+
+    # -- breakpoints ------------------------------------------------------------
+    @property
+    def breakpoints(self) -> set[int]:
+        """The breakpoint addresses (a copy)."""
+        return set(self._bp_hooks)
+
+    def add_breakpoint(self, addr: int) -> None:
+        """Stop any run before the instruction at ``addr`` executes (the PC
+        then equals ``addr``). One code hook bounded to exactly ``addr``;
+        the translation holding ``addr`` is dropped so that code which ran
+        already calls the hook too. Adding one twice changes nothing."""
+        if addr in self._bp_hooks:
+            return
+        self._bp_hooks[addr] = self._hook_add(UC_HOOK_CODE, self._on_breakpoint,
+                                              begin=addr, end=addr)
+        self.uc.ctl_remove_cache(addr, addr + 1)
+
+    def remove_breakpoint(self, addr: int) -> None:
+        """Delete the breakpoint at ``addr`` (KeyError if there is none) and
+        drop the translation that calls its hook."""
+        handle = self._bp_hooks.pop(addr)
+        self._hook_del(handle)
+        self.uc.ctl_remove_cache(addr, addr + 1)
+
+    def _on_breakpoint(self, uc, address, size, user):
+        if self._skip_bp == address:
+            self._skip_bp = None         # resuming from here: execute it, once
+            return
+        self._skip_bp = None
+        self._bp_hit = address
+        uc.emu_stop()                    # before the instruction (module docstring)
 
     def stop(self) -> None:
         """Stop the current run from inside a hook (exit, abort)."""
@@ -206,10 +329,57 @@ class UnicornMachine:
     # -- running --------------------------------------------------------------
     def run(self, begin: int, until: int, timeout_us: int = 0) -> CpuFault | None:
         """Execute from ``begin`` until the PC reaches ``until`` (or a host
-        function stops the machine). Returns a fault, or None."""
+        function stops the machine). Returns a fault, or None.
+
+        The interface of callers that cannot resume: None means "returned
+        or stopped by a host function" (they look at the host process to
+        tell which). A breakpoint hit is a :class:`CpuFault` of kind
+        ``"breakpoint"`` carrying the arch's trap exception number (what an
+        ``int3``/``brk``/``ebreak`` would raise: SIGTRAP), never None and
+        never a timeout. :meth:`run_until` says why the run stopped;
+        :attr:`last_stop` keeps it for both."""
+        stop = self.run_until(begin, until, timeout_us)
+        if stop.reason == "breakpoint":
+            return CpuFault("breakpoint", None, None, stop.pc, f"breakpoint at {stop.pc:#x}",
+                            TRAP_INTNO.get(self.arch.name))
+        return stop.fault
+
+    def resume(self, until: int, timeout_us: int = 0) -> Stop:
+        """Continue from the current PC until ``until``. When the last run
+        stopped at a breakpoint and the PC is still there, that breakpoint
+        is passed over once; a PC moved elsewhere (even onto another
+        breakpoint) runs as :meth:`run_until` does, stopping at once on a
+        breakpoint there."""
+        pc = self.uc.reg_read(self.arch.callconv.pc)
+        last = self.last_stop
+        skip = last.pc if last is not None and last.reason == "breakpoint" and last.pc == pc else None
+        return self.run_until(pc, until, timeout_us, skip_breakpoint=skip)
+
+    def run_until(self, begin: int, until: int, timeout_us: int = 0,
+                  skip_breakpoint: int | None = None) -> Stop:
+        """Execute from ``begin`` until the PC reaches ``until``, a
+        breakpoint, a fault, the time limit or a host-function stop, and say
+        which (:class:`Stop`, also kept in :attr:`last_stop`).
+
+        ``skip_breakpoint``: when it equals ``begin`` and is a breakpoint,
+        that breakpoint lets its instruction execute this once (resuming
+        from it); later arrivals there in the same run stop as usual. A
+        fresh call pass None, so a breakpoint on the callee's first
+        instruction hits. After a ``"breakpoint"`` stop every register and
+        all memory are as they were before that instruction: read, change,
+        then run again from the PC with ``skip_breakpoint=pc``."""
         self._last_invalid = None
         self._intno = None
         self._stopped = False
+        self._bp_hit = None
+        self._skip_bp = (skip_breakpoint if skip_breakpoint == begin
+                         and skip_breakpoint in self._bp_hooks else None)
+        stop = self._run(begin, until, timeout_us)
+        self._skip_bp = None
+        self.last_stop = stop
+        return stop
+
+    def _run(self, begin: int, until: int, timeout_us: int) -> Stop:
         pc_reg = self.arch.callconv.pc
         try:
             self.uc.emu_start(begin, until, timeout=timeout_us)
@@ -220,19 +390,32 @@ class UnicornMachine:
             pc = self.uc.reg_read(pc_reg)
             if self._last_invalid:
                 access, kind, address = self._last_invalid
-                return CpuFault(kind, access, address, pc, str(e))
+                return Stop("fault", pc, CpuFault(kind, access, address, pc, str(e)))
             if e.errno == unicorn.UC_ERR_INSN_INVALID:
-                return CpuFault("illegal-instruction", None, None, pc, str(e))
-            if e.errno == unicorn.UC_ERR_EXCEPTION:
-                return CpuFault("exception", None, None, pc, str(e), self._intno)
-            return CpuFault("exception", None, None, pc, str(e), self._intno)
+                return Stop("fault", pc, CpuFault("illegal-instruction", None, None, pc, str(e)))
+            return Stop("fault", pc, CpuFault("exception", None, None, pc, str(e), self._intno))
         pc = self.uc.reg_read(pc_reg)
         if self._intno is not None:
-            return CpuFault("exception", None, None, pc, f"CPU exception {self._intno}", self._intno)
-        if timeout_us and pc != until and not self._stopped:
-            return CpuFault("timeout", None, None, pc,
-                            f"time limit of {timeout_us / 1e6:g} s reached")
-        return None
+            return Stop("fault", pc, CpuFault("exception", None, None, pc,
+                                              f"CPU exception {self._intno}", self._intno))
+        if self._bp_hit is not None:
+            return Stop("breakpoint", self._bp_hit)
+        if self._stopped:
+            return Stop("host-stop", pc)
+        if pc == until:
+            return Stop("returned", pc)
+        if timeout_us:
+            return Stop("timeout", pc, CpuFault("timeout", None, None, pc,
+                                                f"time limit of {timeout_us / 1e6:g} s reached"))
+        return Stop("interrupted", pc)
+
+    # -- register context (calls made while another is stopped) -----------------
+    def save_context(self):
+        """The CPU registers, to give back with :meth:`restore_context`."""
+        return self.uc.context_save()
+
+    def restore_context(self, context) -> None:
+        self.uc.context_restore(context)
 
 
 def make_machine(arch: Arch, page_size: int) -> UnicornMachine:
