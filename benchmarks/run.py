@@ -13,8 +13,12 @@
 4. ``kitemu parity`` wall time for the whole matrix.
 5. Append cost vs image size and the memory of 10,000 small appends
    (benchmarks/append.py, also runnable alone).
+6. Hot reload: reload latency (load_object + reload_function) against a
+   plain append of the same bytes, the instructions a stable entry adds to
+   a call (counted in the emulator) and a hot loop through the entry
+   against one calling the body (benchmarks/reload.py, also runnable alone).
 
-``--only NAME[,NAME]`` runs some of them: exec, native, link, parity, append.
+``--only NAME[,NAME]`` runs some of them: exec, native, link, parity, append, reload.
 
 Every figure is measured in this run; ratios are against a reference measured
 in the same run.
@@ -175,7 +179,7 @@ def parity_wall_time(jobs: int) -> None:
     print(f"wall time {dt:.1f} s (exit {r.returncode})")
 
 
-SECTIONS = ("exec", "native", "link", "parity", "append")
+SECTIONS = ("exec", "native", "link", "parity", "append", "reload")
 
 
 def main(argv=None) -> int:
@@ -196,6 +200,7 @@ def main(argv=None) -> int:
         "link": lambda: link_time(repeat),
         "parity": lambda: parity_wall_time(2),
         "append": lambda: append_benchmarks(ns.quick),
+        "reload": lambda: reload_benchmarks(ns.quick),
     }
     for i, name in enumerate(x for x in SECTIONS if x in only):
         if i:
@@ -208,6 +213,12 @@ def append_benchmarks(quick: bool) -> None:
     sys.path.insert(0, HERE)
     import append
     append.run(quick)
+
+
+def reload_benchmarks(quick: bool) -> None:
+    sys.path.insert(0, HERE)
+    import reload
+    reload.run(quick)
 
 
 if __name__ == "__main__":

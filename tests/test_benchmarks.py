@@ -4,6 +4,7 @@ is never asserted)."""
 from __future__ import annotations
 
 import importlib.util
+import shutil
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,67 @@ def test_run_only_selects_benchmarks(monkeypatch, capsys):
     monkeypatch.setattr(run, "append_benchmarks", lambda quick: called.append(quick))
     assert run.main(["--quick", "--only", "append"]) == 0
     assert called == [True]
+    reloads = []
+    monkeypatch.setattr(run, "reload_benchmarks", lambda quick: reloads.append(quick))
+    assert run.main(["--only", "reload"]) == 0
+    assert reloads == [False] and called == [True]
+
+
+# -- hot reload (benchmarks/reload.py) ---------------------------------------------
+
+needs_clang = pytest.mark.skipif(shutil.which("clang") is None, reason="needs clang")
+RELOAD_TARGETS = ["elf-x64", "elf-aarch64", "elf-rv64", "macho-x64", "macho-arm64"]
+
+
+@pytest.fixture(scope="module")
+def reload_bench():
+    return _module("reload")
+
+
+@needs_clang
+def test_reload_benchmark_reports_figures(reload_bench, capsys):
+    targets = ("elf-x64", "macho-arm64")
+    out = reload_bench.run(targets=targets, reloads=2, n=50, repeat=1)
+    text = capsys.readouterr().out
+    for title in ("== reload latency", "== per-call cost of the stable entry", "== hot loop"):
+        assert title in text
+    assert set(out) == set(targets)
+    for target in targets:
+        r = out[target]["reload"]
+        assert r["reloads"] == 2
+        # warm-up reloads + timed ones, each followed by a reference append
+        assert r["bodies"] == 1 + 2 + 2 and r["generation"] == 2 * (2 + 2)
+        for key in ("reload_us", "load_us", "abi_us", "dwarf_us", "append_us", "ratio",
+                    "ratio_linking", "validate_us"):
+            assert r[key] > 0, key
+        assert 0 < r["dwarf_share"] < 1 and r["dwarf_us"] <= r["abi_us"]
+        h = out[target]["loop"]
+        assert h["n"] == 50 and h["loop_ratio"] > 0 and h["via_entry_ratio"] > 0
+        assert text.count(f"\n{target:<12} ") == 3
+
+
+@needs_clang
+@pytest.mark.parametrize("target", RELOAD_TARGETS)
+def test_stable_entry_adds_exactly_its_jump_instructions(reload_bench, target):
+    """A correctness check, not timing: instruction counts are
+    deterministic. One call through the stable entry executes exactly the
+    entry's indirect jump more than a call of the body: 1 instruction on
+    x86-64 (jmp *slot(%rip)), 3 on AArch64 (adrp/ldr/br) and RISC-V
+    (auipc/ld/jr); so does every iteration of the same loop given the entry
+    instead of the body. The counting hook is gone afterwards."""
+    from kitemu.targets import get_target
+    expected = {"x64": 1, "aarch64": 3, "rv64": 3}[get_target(target).arch_module]
+    assert reload_bench.EXPECTED_EXTRA[get_target(target).arch_module] == expected
+    s = reload_bench.new_session(target, reload_bench.build(target))
+    try:
+        uc = s.proc.machine.uc
+        callbacks = dict(getattr(uc, "_callbacks", {}))
+        c = reload_bench.call_costs(s, iterations=20)
+        assert c["extra_per_call"] == expected
+        assert c["extra_per_iteration"] == expected
+        assert c["entry_call"] == c["body_call"] + expected
+        assert dict(getattr(uc, "_callbacks", {})) == callbacks     # hook removed
+        # and counting again (after the flush) gives the same figures
+        assert reload_bench.call_costs(s, iterations=20) == c
+    finally:
+        s.free()
