@@ -6,6 +6,7 @@
     kitemu corpus [--targets T,...] [--cases C,...] [--variants V,...] [--strategies S,...]
     kitemu fuzz [--target T ...] [--examples N | --seconds S] [--shard I/N] [--replay FILE] ...
     kitemu inspect INPUT... [--target T] [--append INPUT]... [--addr ADDR] [--json]
+    kitemu reload INPUT... --break FUNC --replace FUNC=FILE [--target T] [-- ARGS...]
 
 Errors in the inputs print one ``kitemu: error: ...`` line and exit 2; a
 program that crashes exits 128+signal after a one-paragraph report on stderr.
@@ -78,6 +79,11 @@ def cmd_inspect(ns) -> int:
     return inspect_main(ns)
 
 
+def cmd_reload(ns) -> int:
+    from .reload.cli import main as reload_main
+    return reload_main(ns)
+
+
 def cmd_repro(ns) -> int:
     from .repro.cli import main as repro_main
     return repro_main(ns)
@@ -144,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "segments, symbols with generation, GOT entry and stub; or --addr")
     add_inspect_arguments(ins)
     ins.set_defaults(func=cmd_inspect)
+
+    from .reload.cli import add_arguments as add_reload_arguments
+    rl = sub.add_parser("reload", help="hot reload scenario: run until a function is hit, "
+                        "reload it from an object, continue, print the results")
+    add_reload_arguments(rl)
+    rl.set_defaults(func=cmd_reload)
 
     from .repro.cli import add_arguments as add_repro_arguments
     rp = sub.add_parser("repro", help="reproduce a crash under every host model x exec-memory "

@@ -429,9 +429,15 @@ class JitProcess:
 
     # -- running a program --------------------------------------------------------
     def run(self, entry: str = "main", args: list[str] | None = None,
-            program_name: str = "a.out", timeout: float | None = None) -> RunResult:
+            program_name: str = "a.out", timeout: float | None = None,
+            on_breakpoint=None) -> RunResult:
         """Run a linked program: constructors, ``entry(argc, argv)``,
-        destructors. ``timeout`` (seconds) bounds each of those calls."""
+        destructors. ``timeout`` (seconds) bounds each of those calls.
+        ``on_breakpoint(proc, pc)``, if given, is called each time the
+        program stops at a breakpoint (``machine.add_breakpoint``); the
+        program continues when it returns (it may patch, append, reload,
+        move breakpoints meanwhile). Without it a breakpoint hit ends the
+        run with SIGTRAP, as in a process without a debugger."""
         if timeout is not None:
             self.timeout = timeout
         if self.image is None or self.image.generation < 0:
@@ -448,17 +454,28 @@ class JitProcess:
             return RunResult(bytes(hp.stdout), bytes(hp.stderr), code, fault, signal, message,
                              {"host_calls": hp.calls})
 
+        def call(fn, call_args):
+            if on_breakpoint is None:
+                return self.call(fn, call_args)
+            outcome = self.start_call(fn, call_args)
+            while outcome.stopped:
+                on_breakpoint(self, outcome.pc)
+                outcome = self.resume()
+            if outcome.faulted:
+                return 0, outcome.fault
+            return (outcome.value if outcome.returned else 0), None
+
         for kind, table in (("preinit_array", self.image.preinit_array),
                             ("init_array", self.image.init_array)):
             for i, fn in enumerate(table):
                 if fn in (0, (1 << 64) - 1):
                     continue
                 self.stage = f"{kind}[{i}]"
-                _, fault = self.call(fn, [len(argv), argv_addr])
+                _, fault = call(fn, [len(argv), argv_addr])
                 if fault or hp.exit:
                     return self._ended(finish, fault)
         self.stage = f"entry {entry}"
-        ret, fault = self.call(addr, [len(argv), argv_addr])
+        ret, fault = call(addr, [len(argv), argv_addr])
         if fault or hp.exit and hp.exit.signal:
             return self._ended(finish, fault)
         status = hp.exit.status if hp.exit else ret & 0xFF
@@ -468,14 +485,14 @@ class JitProcess:
         while hp.atexit:
             fn, arg = hp.atexit.pop()
             self.stage = "atexit handler"
-            _, fault = self.call(fn, [arg])
+            _, fault = call(fn, [arg])
             if fault or hp.exit:
                 return self._ended(finish, fault)
         for i, fn in reversed(list(enumerate(self.image.fini_array))):
             if fn in (0, (1 << 64) - 1):
                 continue
             self.stage = f"fini_array[{i}]"
-            _, fault = self.call(fn, [])
+            _, fault = call(fn, [])
             if fault or hp.exit:
                 return self._ended(finish, fault)
         return finish(status)

@@ -427,3 +427,82 @@ def test_direct_call_patching_gives_the_slot_baselines_results(target, src):
             s.free()
     assert results[True] == results[False]
     assert results[False][-1] == (3 * 5 + 5, 20, 40)
+
+
+# -- frames stopped in an old body -----------------------------------------------------
+
+NESTED = f"""
+{NOINLINE} int inner(int x) {{ return x * 2; }}
+{NOINLINE} int value(int x) {{ return inner(x) + 1; }}
+int call_value(int x) {{ return value(x) + 0; }}
+"""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_frame_stopped_in_the_old_body_returns_through_it(target, src):
+    """Stop in inner() called from value's body 0, reload value, resume: the
+    stopped frame returns into body 0 (old result), while it is stopped
+    body 0 cannot be reclaimed; new calls use body 1; afterwards body 0 can
+    be retired and reclaimed."""
+    s = Session(target, indirect=INDIRECT_EXPORTED_FUNCS, cflags=["-g"])
+    try:
+        s.append(src("nested.c", NESTED))
+        inner = s.reloadable("inner").active.addr
+        m = s.proc.machine
+        m.add_breakpoint(inner)
+        out = s.proc.start_call(s.lookup("call_value"), [5])
+        assert out.stopped and out.pc == inner
+        gen = s.reload_function("value", src("v2.c", "int inner(int);\n"
+                                             "int value(int x) { return inner(x) + 1000; }\n"))
+        assert gen == 1
+        assert s.body_state("value", 0) == "replaced"
+        assert not s.can_reclaim("value", 0)       # a return address points into body 0
+        assert not s.can_reclaim("value", 1)       # the active body
+        s.retire("value", 0)
+        assert s.body_state("value", 0) == "retired"   # retired, but a frame is in it
+        m.remove_breakpoint(inner)
+        out = s.proc.resume()
+        assert out.returned and out.value == 11    # finished in the old body
+        assert s.can_reclaim("value", 0) and s.body_state("value", 0) == "reclaimable"
+        assert s.call("call_value", 5) == 1010     # new calls: the new body
+    finally:
+        s.free()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_cli_reload_scenario(target, src, capsys):
+    from kitemu.cli import main as cli_main
+    game = src("game.c", """
+int printf(const char *, ...);
+__attribute__((noinline)) int score(int round) { return round * 10; }
+int main(void) {
+    int total = 0;
+    for (int round = 1; round <= 4; round++) {
+        int s = score(round);
+        printf("round %d: %d\\n", round, s);
+        total += s;
+    }
+    return total & 0x7f;
+}
+""")
+    v2 = src("score2.c", "int score(int round) { return round * 1000; }\n")
+    rc = cli_main(["reload", str(game), "--target", target, "--break", "score", "--hit", "2",
+                   "--replace", f"score={v2}"])
+    out, err = capsys.readouterr()
+    # round 2 was stopped inside the old body and finishes there
+    assert out == "round 1: 10\nround 2: 20\nround 3: 3000\nround 4: 4000\n"
+    assert rc == (10 + 20 + 3000 + 4000) & 0x7f
+    assert "stopped at score (hit 2)" in err and "generation 1" in err
+    assert "gen 0 replaced" in err and "gen 1 active" in err
+
+
+def test_cli_reload_refusal_keeps_the_old_body_and_exits_2(src, capsys):
+    from kitemu.cli import main as cli_main
+    game = src("game.c", f"{NOINLINE} int score(int r) {{ return r * 3; }}\n"
+                         "int main(int argc, char **argv) { return score(argc) + score(argc + 1); }\n")
+    bad = src("bad.c", "int score(int r) { static int n; return r * 3 + n++; }\n")
+    rc = cli_main(["reload", str(game), "--target", "elf-x64", "--break", "score",
+                   "--replace", f"score={bad}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "reload refused (writable-data)" in err
+    assert "program exited with status 9" in err           # old body: 3 + 6
