@@ -140,6 +140,14 @@ class Session:
                 # function in the same section itself, leaving no relocation
                 # to send through the stable entry: one section per function
                 cflags.append("-ffunction-sections")
+            if self.target.arch.name == "aarch64" and self.opt == "-O0" and \
+                    (image.marked or image.indirection.value != "none") \
+                    and "-fno-global-isel" not in cflags:
+                # clang 14's AArch64 GlobalISel (its -O0 selector) leaves some
+                # unused aggregate parameters out of DWARF; kitemu.reload.abi
+                # trusts -O0 AArch64 signatures only with SelectionDAG, which
+                # the recorded command line shows
+                cflags += ["-fno-global-isel", "-grecord-command-line"]
             gathered = gather(paths, target=self.target.name, opt=self.opt, cflags=cflags)
             out += gathered.objects + gathered.archives
         return out

@@ -506,3 +506,17 @@ def test_cli_reload_refusal_keeps_the_old_body_and_exits_2(src, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "reload refused (writable-data)" in err
     assert "program exited with status 9" in err           # old body: 3 + 6
+
+
+@pytest.mark.parametrize("target", ["elf-aarch64", "macho-arm64", "elf-x64"])
+def test_checked_reload_at_O0(target, src):
+    """At -O0, AArch64 signatures are trusted only when clang used
+    SelectionDAG (kitemu.reload.abi); sessions compile reloadable AArch64
+    code that way, so a checked -O0 reload goes through."""
+    s = Session(target, indirect=INDIRECT_EXPORTED_FUNCS, cflags=["-g"], opt="-O0")
+    try:
+        s.append(src("prog.c", PROGRAM))
+        s.reload_function("value", src("v2.c", VALUE_V2))          # checked
+        assert s.call("call_value", 1) == 2002
+    finally:
+        s.free()
