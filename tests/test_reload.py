@@ -520,3 +520,17 @@ def test_checked_reload_at_O0(target, src):
         assert s.call("call_value", 1) == 2002
     finally:
         s.free()
+
+
+def test_out_of_capacity_reload_is_refused_and_changes_nothing(src):
+    s = session("elf-x64", src, capacity=1 << 20)
+    try:
+        before = snapshot(s)
+        big = src("big.c", "static const char table[2 << 20] = {1};\n"
+                           "int value(int x) { return x + table[x & 1]; }\n")
+        with pytest.raises(ReloadError) as info:
+            s.reload_function("value", big)
+        assert info.value.reason == "capacity" and "needs" in str(info.value)
+        assert snapshot(s) == before and s.call("call_saved", 1) == 2
+    finally:
+        s.free()
