@@ -34,6 +34,15 @@ What this module guarantees:
   and parks the faulting thread; the caller turns it into the same
   :class:`~kitemu.faults.FaultReport` the emulator gives, with the real signal
   and si_code. A fault anywhere else (the harness itself) kills the process.
+* Breakpoints and resumable calls with the emulator's API
+  (``machine.add_breakpoint``/``remove_breakpoint``/``breakpoints``,
+  ``start_call``/``resume``/``abandon``, ``machine.reg``/``set_reg`` while
+  stopped, hence ``JitProcess.run(on_breakpoint=)``): a breakpoint is an
+  ``int3`` written through ``ExecMem.patch``; a resumable call's SIGTRAP
+  makes the handler wait for the controller and return with the context it
+  rewrote (RIP rewound to the breakpoint; resuming runs the original
+  instruction under EFLAGS.TF and writes the int3 back on the single-step
+  trap). Host functions (ctypes trampolines) take no breakpoint.
 * :func:`run_native` does all of it in a forked child, so a crash never
   reaches the caller: the child streams stdout/stderr/J-stages through a pipe,
   and the parent builds the :class:`~kitemu.runtime.RunResult` (also when the
@@ -66,9 +75,9 @@ from ..errors import ConfigError, ExecMemError, KitemuError, WXViolation
 from ..execmem import RW, Perm
 from ..faults import SIGNALS, FaultReport, describe_fault
 from ..hostlib import GuestExit, HostProcess
-from ..hostlib.callconv import bits_to_double
+from ..hostlib.callconv import bits_to_double, double_to_bits
 from ..runtime import (DEFAULT_BASE, DEFAULT_CAPACITY, HEAP_BASE, HEAP_LIMIT, STACK_SIZE,
-                       STACK_TOP, JitProcess, RunResult)
+                       STACK_TOP, CallOutcome, JitProcess, RunResult, _StoppedCall)
 from ..targets.base import VarargRule
 from .unicorn import CpuFault, GuestMemoryFault
 
@@ -210,6 +219,20 @@ class NativeMachine:
         self._starts: list[int] = []
         #: set by NativeProcess (the ``proc`` object the host bodies see)
         self.hostproc = None
+        #: the process's exec memory (set by NativeProcess): breakpoints are
+        #: written through its W^X-respecting ``patch``
+        self.execmem = None
+        #: breakpoint address -> the instruction byte its int3 covers (None:
+        #: the memory was unmapped under it; the breakpoint is dormant)
+        self._bps: dict[int, int | None] = {}
+        #: breakpoints whose original byte is in memory for a moment (the
+        #: single step of a resume)
+        self._disarmed: set[int] = set()
+        #: views of one memfd (map_aliased): (view addresses, size)
+        self._alias_groups: list[tuple[tuple[int, ...], int]] = []
+        #: the ucontext_t of the stopped call (NativeProcess.start_call), whose
+        #: registers reg()/set_reg() read and write
+        self.context: Context | None = None
 
     # -- the map table -----------------------------------------------------
     def _index(self, addr: int) -> int:
@@ -320,6 +343,7 @@ class NativeMachine:
             os.close(fd)           # the mappings keep the memory
         for addr, perm in views:
             self._add(_Region(addr, addr + size, perm, "shared"))
+        self._alias_groups.append((tuple(a for a, _ in views), size))
 
     def protect(self, addr: int, size: int, perm: Perm) -> None:
         if perm & Perm.W and perm & Perm.X:
@@ -336,23 +360,44 @@ class NativeMachine:
         if self.libc.munmap(addr, size) != 0:
             raise ExecMemError(_oserror(f"munmap({addr:#x}, {size:#x})"))
         self._forget(regions)
+        end = addr + size
+        self._alias_groups = [(views, n) for views, n in self._alias_groups
+                              if not any(v < end and addr < v + n for v in views)]
+        for bp in self._bps:
+            if addr <= bp < end:
+                self._bps[bp] = None          # dormant: its memory is gone
+                self._disarmed.discard(bp)
 
     def write_raw(self, addr: int, data: bytes) -> None:
         n = len(data)
         if n:
             self.check(addr, n, Perm.W, "write")
+            if self._bps:
+                data = self._under_breakpoints(addr, data)
             ctypes.memmove(addr, bytes(data), n)
 
     def read(self, addr: int, size: int) -> bytes:
         if size <= 0:
             return b""
         self.check(addr, size, Perm.R, "read")
-        return ctypes.string_at(addr, size)
+        data = ctypes.string_at(addr, size)
+        if self._bps:
+            shown = None
+            for at, bp in self._bp_views():
+                saved = self._bps[bp]
+                if addr <= at < addr + size and saved is not None and bp not in self._disarmed:
+                    shown = shown or bytearray(data)
+                    shown[at - addr] = saved
+            if shown is not None:
+                data = bytes(shown)
+        return data
 
     def flush_code(self, addr: int, size: int) -> None:
         """Nothing to do: x86 instruction fetch is coherent with stores
         (through any virtual alias of the same page as well); the first
-        instruction after a write runs on a freshly started worker thread."""
+        instruction after a write runs on a freshly started worker thread,
+        or on a stopped call's thread after its return from the signal
+        handler (an ``iret``: serializing)."""
 
     def regions(self) -> list[tuple[int, int, Perm]]:
         """(begin, end_inclusive, perm) of what this machine mapped, as
@@ -376,6 +421,117 @@ class NativeMachine:
             pos += n
         return bytes(out)
 
+    # -- breakpoints ---------------------------------------------------------------
+    #
+    # A breakpoint is an int3 over the first byte of its instruction. The
+    # byte it covers is kept in self._bps, and every write into memory goes
+    # through write_raw, which keeps the two consistent: a write that covers
+    # a breakpoint's byte - at its address, or at the same offset of an
+    # alias view of its memfd (dual-map writes go through the RW alias) -
+    # updates the saved byte and leaves int3 in memory. So a reload or
+    # ExecMem.patch writing over or next to a breakpoint neither loses nor
+    # duplicates it, and removing the breakpoint restores what was written
+    # last. read() shows the saved bytes (as the emulator, which writes no
+    # trap, would); the guest itself sees the int3. A breakpoint whose
+    # memory is unmapped stays in the set, dormant (no byte, never re-armed
+    # by later writes there), until removed.
+
+    @property
+    def breakpoints(self) -> set[int]:
+        """The breakpoint addresses (a copy)."""
+        return set(self._bps)
+
+    def add_breakpoint(self, addr: int) -> None:
+        """Stop a resumable call (NativeProcess.start_call) before the
+        instruction at ``addr`` executes: an int3 written over its first
+        byte through the exec memory's patch (mprotect flip or the RW
+        alias). ``addr`` must be committed code of the image (host functions
+        are ctypes trampolines: they take no breakpoint natively). Adding one
+        twice changes nothing."""
+        if addr in self._bps:
+            return
+        mem = self.execmem
+        chunk = mem.chunk_at(addr) if mem is not None else None
+        if chunk is None or chunk.kind != "code":
+            raise KitemuError(f"cannot set a breakpoint at {addr:#x}: natively a breakpoint is an "
+                              "int3 written into the image's code, and this address is not "
+                              "committed code of the image (host functions, data and foreign "
+                              "memory take none)")
+        self._bps[addr] = ctypes.string_at(addr, 1)[0]
+        try:
+            self._rewrite(addr)               # write_raw turns it into int3
+        except BaseException:
+            del self._bps[addr]
+            raise
+
+    def remove_breakpoint(self, addr: int) -> None:
+        """Delete the breakpoint at ``addr`` (KeyError if there is none) and
+        put the instruction's byte back."""
+        saved = self._bps.pop(addr)
+        disarmed = addr in self._disarmed
+        self._disarmed.discard(addr)
+        if saved is not None and not disarmed:
+            self.execmem.patch([(addr, bytes([saved]))])
+
+    def armed(self, addr: int) -> bool:
+        """An int3 of a breakpoint is in memory at ``addr``."""
+        return self._bps.get(addr) is not None and addr not in self._disarmed
+
+    def disarm(self, addr: int) -> None:
+        """Put the original byte back for a moment (a resume's single step)."""
+        if self.armed(addr):
+            self._disarmed.add(addr)
+            self._rewrite(addr)
+
+    def rearm(self, addr: int) -> None:
+        """Undo :meth:`disarm` (nothing if the breakpoint went meanwhile)."""
+        if addr in self._disarmed:
+            self._disarmed.discard(addr)
+            if self._bps.get(addr) is not None:
+                self._rewrite(addr)
+
+    def _rewrite(self, addr: int) -> None:
+        """Write the saved byte of breakpoint ``addr`` through the exec
+        memory: write_raw leaves int3 there unless it is disarmed."""
+        self.execmem.patch([(addr, bytes([self._bps[addr]]))])
+
+    def _bp_views(self):
+        """(address, breakpoint): every address whose byte is a
+        breakpoint's byte (the breakpoint's own, and its alias views)."""
+        for bp in self._bps:
+            yield bp, bp
+            for views, size in self._alias_groups:
+                for v in views:
+                    if v <= bp < v + size:
+                        for w in views:
+                            if w != v:
+                                yield w + (bp - v), bp
+                        break
+
+    def _under_breakpoints(self, addr: int, data: bytes) -> bytes:
+        n = len(data)
+        out = None
+        for at, bp in self._bp_views():
+            if addr <= at < addr + n and self._bps[bp] is not None:
+                out = out or bytearray(data)
+                self._bps[bp] = out[at - addr]
+                if bp not in self._disarmed:
+                    out[at - addr] = INT3
+        return data if out is None else bytes(out)
+
+    # -- registers (of a stopped call) -----------------------------------------------
+    def _stopped_context(self) -> Context:
+        if self.context is None:
+            raise KitemuError("natively, registers can be read and written only while a call "
+                              "is stopped at a breakpoint (NativeProcess.start_call)")
+        return self.context
+
+    def reg(self, reg_id: int) -> int:
+        return self._stopped_context().get(reg_id)
+
+    def set_reg(self, reg_id: int, value: int) -> None:
+        self._stopped_context().set(reg_id, value)
+
     # -- threads ---------------------------------------------------------------
     def add_thread_stack(self) -> _Region:
         """Enter the calling thread's stack in the table (RW): host functions
@@ -397,35 +553,237 @@ class NativeMachine:
 
 
 # -- the fault trap ------------------------------------------------------------------
-# The SA_SIGINFO handler, x86-64 machine code (assembled with llvm-mc; raw
-# syscalls only, async-signal-safe). CTL points at 4 words: [0] the thread id
-# allowed to park (the current guest worker, 0 while it runs Python), [8] fd
-# of the in-child record pipe, [16] the timeout signal, [24] fd of the pipe to
-# the parent (-1: none).
+# The SA_SIGINFO handler: x86-64 assembly, assembled with keystone when the
+# trap is installed (the control page's address is an immediate). Raw
+# syscalls only (async-signal-safe), no stack beyond its own 120-byte frame
+# (on the thread's alternate signal stack). CTL points at 8 words: [0] the
+# thread id allowed to park (the current guest worker; 0 while it runs Python),
+# [8] fd of the in-child record pipe, [16] the timeout signal, [24] fd of the
+# pipe to the parent (-1: none), [32] the thread id whose SIGTRAPs are
+# resumable stops (a start_call()/resume() worker; 0: none).
 #
-#   push rbx; push r12; push r13; sub rsp, 96
-#   mov rbx, rdi                  ; signal number
-#   movabs r12, CTL
-#   mov r13, rdx                  ; ucontext_t *
-#   record on the stack: "KITM", sig, si_code [rsi+8], si_addr [rsi+16],
-#     rip gregs[16] [r13+168], rsp gregs[15] [r13+160], err gregs[19] [r13+192],
-#     trapno gregs[20] [r13+200], CTL[0], gettid()
-#   write(CTL[8], rsp, 80); write(CTL[24], rsp, 80)
-#   if gettid() == CTL[0]: loop { pause() }          ; park the guest thread
+#   record (96 bytes, _RECORD) on the stack: "KITM", sig, si_code, si_addr,
+#     rip, rsp, err, trapno, CTL[0], gettid(), ucontext_t *, gate address (0)
+#   if sig == SIGTRAP and tid == CTL[0] == CTL[4] and si_code in (SI_KERNEL:
+#   int3, TRAP_TRACE: single step):                  ; a resumable stop
+#       gate = 0; record.gate = &gate; write(CTL[8], record)
+#       while gate == 0: futex(&gate, FUTEX_WAIT_PRIVATE, 0)
+#       return            ; with the context the controller may have rewritten
+#   write(CTL[8], record); write(CTL[24], record)    ; a fault
+#   if tid == CTL[0]: loop { pause() }               ; park the guest thread
 #   if sig == CTL[16]: return                         ; timeout probe of Python code
-#   rt_sigaction(sig, SIG_DFL); tgkill(getpid(), gettid(), sig); return   ; die by it
-_HANDLER = bytes.fromhex(
-    "53415441554883ec604889fb49bc88776655443322114989d5b84b49544d4889042448895c240848"
-    "6346084889442410488b46104889442418498b85a80000004889442420498b85a000000048894424"
-    "28498b85c00000004889442430498b85c80000004889442438498b04244889442440b8ba0000000f"
-    "054889442448418b7c24084889e6ba50000000b8010000000f05418b7c24184889e6ba50000000b8"
-    "010000000f05488b442448493b04247509b8220000000f05ebf7493b5c2410743f31c04889042448"
-    "894424084889442410488944241889df4889e631d241ba08000000b80d0000000f05b8270000000f"
-    "0589c78b74244889dab8ea0000000f054883c460415d415c5bc3")
-_HANDLER_CTL_AT = 14
-# magic, pad, sig, code, addr, rip, rsp, err, trapno, parkable, tid
-_RECORD = struct.Struct("<4sI9Q")
+#   rt_sigaction(sig, SIG_DFL); tgkill(getpid(), tid, sig); return   ; die by it
+#
+# The controller (NativeProcess) answers a resumable stop by reading and
+# writing registers in the ucontext (NativeMachine.reg/set_reg) and then
+# setting the gate to 1 and waking it (FaultTrap.wake). A gate nobody sets
+# parks its thread for good, blocked in the kernel (abandon() instead points
+# the context at _ABANDON_ASM, which unwinds the thread).
+_HANDLER_ASM = """
+    push rbx
+    push r12
+    push r13
+    push r14
+    sub rsp, 120
+    mov rbx, rdi                         # signal number
+    movabs r12, {ctl:#x}
+    mov r13, rdx                         # ucontext_t *
+    mov eax, 0x4d54494b                  # "KITM"
+    mov qword ptr [rsp], rax
+    mov qword ptr [rsp + 8], rbx
+    movsxd rax, dword ptr [rsi + 8]      # si_code
+    mov qword ptr [rsp + 16], rax
+    mov rax, qword ptr [rsi + 16]        # si_addr
+    mov qword ptr [rsp + 24], rax
+    mov rax, qword ptr [r13 + 168]       # gregs[REG_RIP]
+    mov qword ptr [rsp + 32], rax
+    mov rax, qword ptr [r13 + 160]       # gregs[REG_RSP]
+    mov qword ptr [rsp + 40], rax
+    mov rax, qword ptr [r13 + 192]       # gregs[REG_ERR]
+    mov qword ptr [rsp + 48], rax
+    mov rax, qword ptr [r13 + 200]       # gregs[REG_TRAPNO]
+    mov qword ptr [rsp + 56], rax
+    mov rax, qword ptr [r12]             # CTL[0]
+    mov qword ptr [rsp + 64], rax
+    mov eax, 186                         # gettid
+    syscall
+    mov r14, rax
+    mov qword ptr [rsp + 72], rax
+    mov qword ptr [rsp + 80], r13
+    xor eax, eax
+    mov qword ptr [rsp + 88], rax        # gate address: none
+    mov qword ptr [rsp + 96], rax        # the gate
+    cmp rbx, 5                           # SIGTRAP
+    jne fault
+    cmp r14, qword ptr [r12]
+    jne fault
+    cmp r14, qword ptr [r12 + 32]
+    jne fault
+    mov rax, qword ptr [rsp + 16]
+    cmp rax, 0x80                        # SI_KERNEL: int3
+    je stop
+    cmp rax, 2                           # TRAP_TRACE: single step
+    jne fault
+stop:
+    lea rax, [rsp + 96]
+    mov qword ptr [rsp + 88], rax
+    mov edi, dword ptr [r12 + 8]
+    mov rsi, rsp
+    mov edx, 96
+    mov eax, 1                           # write
+    syscall
+wait:
+    mov eax, dword ptr [rsp + 96]
+    test eax, eax
+    jnz done
+    lea rdi, [rsp + 96]
+    mov esi, 128                         # FUTEX_WAIT_PRIVATE
+    xor edx, edx
+    xor r10d, r10d
+    mov eax, 202                         # futex
+    syscall
+    jmp wait
+fault:
+    mov edi, dword ptr [r12 + 8]
+    mov rsi, rsp
+    mov edx, 96
+    mov eax, 1                           # write
+    syscall
+    mov edi, dword ptr [r12 + 24]
+    mov rsi, rsp
+    mov edx, 96
+    mov eax, 1                           # write
+    syscall
+    cmp r14, qword ptr [r12]
+    jne not_guest
+park:
+    mov eax, 34                          # pause
+    syscall
+    jmp park
+not_guest:
+    cmp rbx, qword ptr [r12 + 16]
+    je done
+    xor eax, eax                         # struct sigaction {{SIG_DFL}}
+    mov qword ptr [rsp], rax
+    mov qword ptr [rsp + 8], rax
+    mov qword ptr [rsp + 16], rax
+    mov qword ptr [rsp + 24], rax
+    mov edi, ebx
+    mov rsi, rsp
+    xor edx, edx
+    mov r10d, 8
+    mov eax, 13                          # rt_sigaction
+    syscall
+    mov eax, 39                          # getpid
+    syscall
+    mov edi, eax
+    mov esi, r14d
+    mov edx, ebx
+    mov eax, 234                         # tgkill
+    syscall
+done:
+    add rsp, 120
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    ret
+"""
+
+# The entry of a resumable call: ``void entry(struct block *)``, called by
+# ctypes on the worker thread. The block (_Block) holds the callee, its
+# arguments and room for the results; the entry keeps the callee-saved
+# registers, MXCSR and the x87 control word, stores its stack pointer in the
+# block (the top of the call's guest frames, and where abandon() unwinds
+# to), pushes the stack words, loads rdi..r9, xmm0..7 and al, calls, and
+# stores rax and xmm0.
+_ENTRY_ASM = """
+    push rbp
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    sub rsp, 8
+    stmxcsr dword ptr [rsp]
+    fnstcw word ptr [rsp + 4]
+    mov rbx, rdi
+    mov qword ptr [rbx + 8], rsp
+    mov rcx, qword ptr [rbx + 16]        # stack words
+    test cl, 1
+    jz even
+    sub rsp, 8                           # 16-byte aligned at the call
+even:
+    lea rsi, [rbx + 160]
+push_word:
+    test rcx, rcx
+    jz pushed
+    dec rcx
+    push qword ptr [rsi + rcx*8]
+    jmp push_word
+pushed:
+    movsd xmm0, qword ptr [rbx + 80]
+    movsd xmm1, qword ptr [rbx + 88]
+    movsd xmm2, qword ptr [rbx + 96]
+    movsd xmm3, qword ptr [rbx + 104]
+    movsd xmm4, qword ptr [rbx + 112]
+    movsd xmm5, qword ptr [rbx + 120]
+    movsd xmm6, qword ptr [rbx + 128]
+    movsd xmm7, qword ptr [rbx + 136]
+    mov rdi, qword ptr [rbx + 32]
+    mov rsi, qword ptr [rbx + 40]
+    mov rdx, qword ptr [rbx + 48]
+    mov rcx, qword ptr [rbx + 56]
+    mov r8, qword ptr [rbx + 64]
+    mov r9, qword ptr [rbx + 72]
+    mov eax, dword ptr [rbx + 24]        # vector registers used (variadic callees)
+    call qword ptr [rbx]
+    mov qword ptr [rbx + 144], rax
+    movsd qword ptr [rbx + 152], xmm0
+    mov rsp, qword ptr [rbx + 8]
+""" + (_EPILOGUE := """
+    ldmxcsr dword ptr [rsp]
+    fldcw word ptr [rsp + 4]
+    add rsp, 8
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    pop rbp
+    ret
+""")
+# Where abandon() sends a stopped thread (rsp = the block's saved rsp): the
+# guest frames are dropped, the x87 state reset, and the entry returns to
+# ctypes as if the callee had returned.
+_ABANDON_ASM = "    fninit\n" + _EPILOGUE
+_ENTRY_AT, _ABANDON_AT = 0x400, 0x600
+
+# magic, pad, sig, code, addr, rip, rsp, err, trapno, parkable, tid, ucontext, gate
+_RECORD = struct.Struct("<4sI11Q")
 _MAGIC = b"KITM"
+SI_KERNEL, TRAP_TRACE = 0x80, 2
+FUTEX_WAKE_PRIVATE = 129
+SYS_FUTEX = 202
+EFLAGS_TF, EFLAGS_DF = 0x100, 0x400
+INT3 = 0xCC
+
+
+def _assemble(text: str) -> bytes:
+    from keystone import KS_ARCH_X86, KS_MODE_64, Ks
+    code, _ = Ks(KS_ARCH_X86, KS_MODE_64).asm(text)
+    return bytes(code)
+
+
+class _Block(ctypes.Structure):
+    """What the entry (_ENTRY_ASM) reads and writes; stack words follow."""
+
+    _fields_ = [("fn", c_uint64), ("saved_rsp", c_uint64), ("nstack", c_uint64),
+                ("nvec", c_uint64), ("gp", c_uint64 * 6), ("fp", c_uint64 * 8),
+                ("ret_int", c_uint64), ("ret_fp", c_uint64)]
+
+
+assert ctypes.sizeof(_Block) == 160
 
 
 class _Sigaction(ctypes.Structure):
@@ -439,7 +797,9 @@ class _StackT(ctypes.Structure):
 
 @dataclass
 class SignalRecord:
-    """What the handler saw: the kernel's siginfo and the interrupted context."""
+    """What the handler saw: the kernel's siginfo and the interrupted context.
+    ``gate`` is nonzero when the thread waits for the controller (a
+    resumable stop); ``context`` is the ``ucontext_t`` it will return with."""
 
     sig: int
     code: int
@@ -450,20 +810,105 @@ class SignalRecord:
     trapno: int
     parkable: int
     tid: int
+    context: int = 0
+    gate: int = 0
 
     @classmethod
     def parse(cls, raw: bytes) -> "SignalRecord | None":
         if len(raw) != _RECORD.size:
             return None
-        magic, _, sig, code, addr, rip, rsp, err, trapno, parkable, tid = _RECORD.unpack(raw)
+        (magic, _, sig, code, addr, rip, rsp, err, trapno, parkable, tid, context,
+         gate) = _RECORD.unpack(raw)
         if magic != _MAGIC:
             return None
         code = code - (1 << 64) if code >> 63 else code
-        return cls(sig, code, addr, rip, rsp, err, trapno, parkable, tid)
+        return cls(sig, code, addr, rip, rsp, err, trapno, parkable, tid, context, gate)
+
+
+# ucontext_t (x86-64 Linux): uc_mcontext.gregs at +40, 8 bytes each, in
+# this order; uc_mcontext.fpregs (fxsave layout, xmm0 at +160) at +224
+_GREGS_AT, _FPREGS_PTR_AT, _XMM_AT = 40, 224, 160
+_GREG_NAMES = ("R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15", "RDI", "RSI", "RBP",
+               "RBX", "RDX", "RAX", "RCX", "RSP", "RIP", "EFLAGS")
+
+
+def _greg_index() -> dict[int, int]:
+    import unicorn.x86_const as x86
+    return {getattr(x86, f"UC_X86_REG_{n}"): i for i, n in enumerate(_GREG_NAMES)}
+
+
+def _xmm_index() -> dict[int, int]:
+    import unicorn.x86_const as x86
+    return {getattr(x86, f"UC_X86_REG_XMM{i}"): i for i in range(16)}
+
+
+class Context:
+    """The registers of a thread stopped in the handler: its ``ucontext_t``,
+    read and written in place (the handler returns with them)."""
+
+    GREGS = _greg_index()
+    XMMS = _xmm_index()
+
+    def __init__(self, address: int):
+        self.address = address
+        self.gregs = (c_uint64 * 23).from_address(address + _GREGS_AT)
+
+    def _xmm(self, i: int):
+        fp = c_uint64.from_address(self.address + _FPREGS_PTR_AT).value
+        return (c_uint64 * 2).from_address(fp + _XMM_AT + 16 * i)
+
+    def get(self, reg_id: int) -> int:
+        i = self.GREGS.get(reg_id)
+        if i is not None:
+            return self.gregs[i]
+        i = self.XMMS.get(reg_id)
+        if i is not None:
+            lo, hi = self._xmm(i)
+            return lo | hi << 64
+        raise KitemuError(f"register {reg_id} cannot be read natively (general-purpose "
+                          "registers, rip, eflags and xmm0-15 can)")
+
+    def set(self, reg_id: int, value: int) -> None:
+        i = self.GREGS.get(reg_id)
+        if i is not None:
+            self.gregs[i] = value & M64
+            return
+        i = self.XMMS.get(reg_id)
+        if i is not None:
+            x = self._xmm(i)
+            x[0], x[1] = value & M64, (value >> 64) & M64
+            return
+        raise KitemuError(f"register {reg_id} cannot be written natively (general-purpose "
+                          "registers, rip, eflags and xmm0-15 can)")
+
+    @property
+    def rip(self) -> int:
+        return self.gregs[16]
+
+    @rip.setter
+    def rip(self, value: int) -> None:
+        self.gregs[16] = value
+
+    @property
+    def rsp(self) -> int:
+        return self.gregs[15]
+
+    @rsp.setter
+    def rsp(self, value: int) -> None:
+        self.gregs[15] = value
+
+    @property
+    def eflags(self) -> int:
+        return self.gregs[17]
+
+    @eflags.setter
+    def eflags(self, value: int) -> None:
+        self.gregs[17] = value
 
 
 class FaultTrap:
-    """The process's handler for guest faults (one per process)."""
+    """The process's handler for guest faults and breakpoint stops (one per
+    process), and the entry of resumable calls."""
 
     _instance: "FaultTrap | None" = None
 
@@ -482,17 +927,25 @@ class FaultTrap:
         code = lib.mmap(None, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         if ctl in (None, M64) or code in (None, M64):
             raise ExecMemError(_oserror("cannot map the fault handler"))
-        self.ctl = (c_int64 * 4).from_address(ctl)
+        self.ctl = (c_int64 * 8).from_address(ctl)
         self.ctl[0] = 0
         self.ctl[1] = self.w
         self.ctl[2] = TIMEOUT_SIGNAL
         self.ctl[3] = parent_fd
-        handler = bytearray(_HANDLER)
-        handler[_HANDLER_CTL_AT:_HANDLER_CTL_AT + 8] = ctl.to_bytes(8, "little")
-        ctypes.memmove(code, bytes(handler), len(handler))
+        self.ctl[4] = 0
+        handler = _assemble(_HANDLER_ASM.format(ctl=ctl))
+        entry, abandon = _assemble(_ENTRY_ASM), _assemble(_ABANDON_ASM)
+        assert len(handler) <= _ENTRY_AT and len(entry) <= _ABANDON_AT - _ENTRY_AT
+        ctypes.memmove(code, handler, len(handler))
+        ctypes.memmove(code + _ENTRY_AT, entry, len(entry))
+        ctypes.memmove(code + _ABANDON_AT, abandon, len(abandon))
         if lib.mprotect(code, page, PROT_READ | PROT_EXEC) != 0:     # W^X here too
             raise ExecMemError(_oserror("mprotect of the fault handler"))
         self.code = code
+        #: ``entry(block address)``: runs a resumable call (_ENTRY_ASM)
+        self.entry = ctypes.CFUNCTYPE(None, c_void_p)(code + _ENTRY_AT)
+        #: where abandon() points a stopped thread (_ABANDON_ASM)
+        self.abandon_pc = code + _ABANDON_AT
         if faulthandler.is_enabled():
             faulthandler.disable()    # pytest's: it would print a Python traceback
         act = _Sigaction()
@@ -511,6 +964,16 @@ class FaultTrap:
     def parkable(self, tid: int) -> None:
         self.ctl[0] = tid
 
+    @property
+    def resumable(self) -> int:
+        """The thread whose breakpoint and single-step traps wait for the
+        controller instead of parking (0: none)."""
+        return self.ctl[4]
+
+    @resumable.setter
+    def resumable(self, tid: int) -> None:
+        self.ctl[4] = tid
+
     def enter_thread(self) -> None:
         """Give the calling thread an alternate signal stack, so that a guest
         stack overflow is reported too."""
@@ -522,6 +985,12 @@ class FaultTrap:
 
     def read_record(self) -> SignalRecord | None:
         return SignalRecord.parse(os.read(self.r, _RECORD.size))
+
+    def wake(self, gate: int) -> None:
+        """Let a thread waiting at a resumable stop return from the handler."""
+        ctypes.c_int32.from_address(gate).value = 1
+        _libc().syscall(c_long(SYS_FUTEX), c_void_p(gate), c_long(FUTEX_WAKE_PRIVATE), c_long(1),
+                        c_void_p(0), c_void_p(0), c_long(0))
 
 
 _SI_CODES = {
@@ -711,8 +1180,10 @@ class NativeHostProcess(HostProcess):
 class NativeProcess(JitProcess):
     """A :class:`~kitemu.runtime.JitProcess` whose guest code runs on this
     CPU. ``link``, ``run`` (constructors, entry, atexit, destructors, exit
-    handling) and fault description are JitProcess's own; this class only
-    provides the machine, the host functions, ``call`` and the argv area.
+    handling, ``on_breakpoint``) and fault description are JitProcess's
+    own; this class only provides the machine, the host functions, ``call``,
+    the resumable calls (``start_call``/``resume``/``abandon``) and the argv
+    area.
 
     Works in the current process (it installs the process's SIGSEGV,
     SIGBUS, SIGILL, SIGTRAP, SIGFPE and SIGUSR2 handlers; a guest crash parks
@@ -735,6 +1206,7 @@ class NativeProcess(JitProcess):
                                           stdout_sink=stdout_sink, stderr_sink=stderr_sink)
         self.hostproc.controller = self
         machine.hostproc = self.hostproc
+        machine.execmem = self.mem
         #: ranges of ctypes trampoline pages flipped from RWX to R-X (``harden``:
         #: only in a process that creates no ctypes callback afterwards, e.g.
         #: run_native's child)
@@ -744,6 +1216,10 @@ class NativeProcess(JitProcess):
         self._done_r, self._done_w = os.pipe()
         self._outcomes: dict[int, tuple] = {}
         self._call_id = 0
+        #: worker thread (threading ident) -> the call it runs
+        self._thread_calls: dict[int, int] = {}
+        #: the resumable call stopped at a breakpoint (with _stopped_call)
+        self._pending: _ResumableCall | None = None
         self._argv_area: tuple[int, int] | None = None
         self.calls_made = 0
 
@@ -792,27 +1268,40 @@ class NativeProcess(JitProcess):
         if kind == "host-fault":
             return 0, NativeFaultReport.of(describe_fault(hp.fault, self))
         if kind == "signal":
-            rec: SignalRecord = outcome[1]
-            report = describe_fault(cpu_fault_from_record(rec), self)
-            return 0, NativeFaultReport.of(report, signal=signal_name(rec.sig),
-                                           si_code=si_code_name(rec.sig, rec.code))
+            return 0, self._signal_report(outcome[1])
         if kind == "timeout":
             return 0, NativeFaultReport.of(describe_fault(outcome[1], self))
         raise outcome[1]            # "error": a host body raised
+
+    def _signal_report(self, rec: SignalRecord) -> NativeFaultReport:
+        """The report of a fault the handler recorded. An int3 of one of our
+        breakpoints hit by a call that cannot stop is reported as the
+        emulator reports it: a "breakpoint" fault at the breakpoint's
+        address (SIGTRAP TRAP_BRKPT), not after the int3."""
+        if rec.sig == SIGTRAP and rec.code == SI_KERNEL and self.machine.armed(rec.pc - 1):
+            bp = rec.pc - 1
+            return NativeFaultReport.of(describe_fault(
+                CpuFault("breakpoint", None, None, bp, f"breakpoint at {bp:#x}", 3), self))
+        report = describe_fault(cpu_fault_from_record(rec), self)
+        return NativeFaultReport.of(report, signal=signal_name(rec.sig),
+                                    si_code=si_code_name(rec.sig, rec.code))
 
     def _worker(self, call_id: int, fnptr, values) -> None:
         trap = self.trap
         stack = self.machine.add_thread_stack()
         trap.enter_thread()
         tid = threading.get_native_id()
+        self._thread_calls[threading.get_ident()] = call_id
         try:
             trap.parkable = tid
             ret = fnptr(*values)
             trap.parkable = 0
         except BaseException as e:      # ctypes itself failed
             trap.parkable = 0
+            self._thread_calls.pop(threading.get_ident(), None)
             self._finish(call_id, ("error", e))
             return
+        self._thread_calls.pop(threading.get_ident(), None)
         self.machine.remove_region(stack)
         self._finish(call_id, ("return", ret))
 
@@ -825,7 +1314,9 @@ class NativeProcess(JitProcess):
         report ``kind`` to the waiting caller, then block this thread forever
         (its guest frames stay as they are, as under a real ``exit()``)."""
         self.trap.parkable = 0
-        self._finish(self._call_id, (kind, payload))
+        if self.trap.resumable == threading.get_native_id():
+            self.trap.resumable = 0
+        self._finish(self._thread_calls.get(threading.get_ident(), self._call_id), (kind, payload))
         forever = threading.Event()
         while True:
             forever.wait()
@@ -867,9 +1358,259 @@ class NativeProcess(JitProcess):
                     break
         return CpuFault("timeout", None, None, pc, f"time limit of {timeout:g} s reached")
 
+    # -- resumable calls ------------------------------------------------------------
+    #
+    # start_call() runs the callee on a worker thread through the entry
+    # trampoline (FaultTrap.entry) with that thread marked resumable. An int3
+    # of a breakpoint makes the handler record the stop (with the address of
+    # its ucontext_t and of a futex gate on its own frame) and wait at the
+    # gate: the guest thread is blocked in the kernel while the controller
+    # (this thread) reads and writes registers through the ucontext
+    # (machine.reg/set_reg: RIP was rewound to the breakpoint), memory and
+    # code, appends, reloads, and makes other calls (each on a thread of
+    # its own). resume() re-arms the classic way: the original byte back
+    # (machine.disarm), EFLAGS.TF set, gate opened; the instruction runs and
+    # the single-step trap stops the thread again at once; the controller
+    # writes the int3 back (machine.rearm), clears TF and opens the gate
+    # again, and waits for what comes next. abandon() points the stopped
+    # context at the entry's epilogue with the stack pointer it saved:
+    # the guest frames are dropped, the worker thread returns to ctypes and
+    # ends. Limits: one call stopped at a time (as emulated); the stepped
+    # instruction runs with TF set (a pushf there would save it); a
+    # plain call() made while stopped cannot stop (a breakpoint is a
+    # SIGTRAP fault for it, as in the emulator).
+
+    def start_call(self, addr: int, args=(), sp: int | None = None, returns: str = "int",
+                   timeout: float | None = None) -> CallOutcome:
+        """JitProcess.start_call natively: call ``addr`` as :meth:`call`
+        does (``sp`` is ignored), stopping at breakpoints
+        (``machine.add_breakpoint``) before their instruction; see
+        :class:`~kitemu.runtime.CallOutcome`. ``timeout`` bounds the guest
+        time summed over the resumes."""
+        if self._stopped_call is not None:
+            raise KitemuError(f"a call is stopped at {self._stopped_call.pc:#x}: "
+                              "resume() or abandon() it before starting another")
+        timeout = self.timeout if timeout is None else timeout
+        block = _block_for(addr, args)
+        self._call_id += 1
+        self.calls_made += 1
+        call = _ResumableCall(self._call_id, block, returns)
+        call.worker = threading.Thread(target=self._resumable_worker, args=(call,),
+                                       name=f"kitemu-guest-{call.id}", daemon=True)
+        self.machine.hostproc.fault = None
+        started = time.monotonic()
+        call.worker.start()
+        return self._await(call, timeout or None, started)
+
+    def resume(self) -> CallOutcome:
+        """Continue the stopped call from its PC (``machine.reg``: it may
+        have been changed). At the breakpoint it stopped at, that
+        instruction runs first and the breakpoint stays armed; a PC moved
+        onto another breakpoint stops there at once."""
+        pending, call = self._stopped_call, self._pending
+        if pending is None or call is None:
+            raise KitemuError("no call is stopped: nothing to resume")
+        self._stopped_call = self._pending = None
+        if self._stage != pending.stage:
+            self.stage = pending.stage
+        m = self.machine
+        ctx = m.context
+        m.context = None
+        pc = ctx.rip
+        if pending.budget is not None and pending.budget <= 0:
+            # the thread stays where it is, parked at its gate
+            fault = CpuFault("timeout", None, None, pc, "time limit reached")
+            return CallOutcome("faulted", pc=pc,
+                               fault=NativeFaultReport.of(describe_fault(fault, self)))
+        if pc == pending.pc and m.armed(pc):
+            m.disarm(pc)
+            ctx.eflags |= EFLAGS_TF
+            call.stepping = pc
+        m.hostproc.fault = None
+        started = time.monotonic()
+        self._open_gate(call)
+        return self._await(call, pending.budget, started)
+
+    def abandon(self) -> bool:
+        """Drop the stopped call: its guest frames are discarded (the worker
+        thread is unwound to the entry trampoline, returns to ctypes and
+        ends; its stack leaves the map table). Returns whether a call was
+        stopped."""
+        call = self._pending
+        dropped = self._stopped_call is not None
+        self._stopped_call = self._pending = None
+        if call is None:
+            return dropped
+        m = self.machine
+        ctx = m.context
+        m.context = None
+        ctx.rsp = call.block.saved_rsp
+        ctx.rip = self.trap.abandon_pc
+        ctx.eflags &= ~(EFLAGS_TF | EFLAGS_DF)
+        trap = self.trap
+        trap.parkable = trap.resumable = 0           # only the entry's epilogue runs
+        trap.wake(call.gate)
+        # wait for the worker's last word, so that nothing runs behind the
+        # caller's back afterwards (it removes its stack from the map table)
+        end = time.monotonic() + 5.0
+        while time.monotonic() < end:
+            ready, _, _ = select.select([self._done_r], [], [], end - time.monotonic())
+            if not ready:
+                break
+            (done_id,) = struct.unpack("<Q", os.read(self._done_r, 8))
+            if done_id == call.id:
+                self._outcomes.pop(done_id, None)
+                break
+        return dropped
+
+    def stack_top_of_call(self) -> int | None:
+        """The top of the stopped call's guest frames (what the entry
+        trampoline's stack pointer was when it called the callee); None when
+        no call is stopped."""
+        return self._pending.block.saved_rsp if self._pending is not None else None
+
+    def free(self) -> None:
+        if self._pending is not None:
+            self.abandon()
+        super().free()
+
+    def _open_gate(self, call: "_ResumableCall") -> None:
+        trap = self.trap
+        trap.parkable = trap.resumable = call.tid
+        trap.wake(call.gate)
+
+    def _resumable_worker(self, call: "_ResumableCall") -> None:
+        trap = self.trap
+        stack = self.machine.add_thread_stack()
+        trap.enter_thread()
+        call.tid = threading.get_native_id()
+        self._thread_calls[threading.get_ident()] = call.id
+        try:
+            trap.parkable = trap.resumable = call.tid
+            trap.entry(ctypes.addressof(call.block))
+            outcome = ("return", None)
+        except BaseException as e:      # ctypes itself failed
+            outcome = ("error", e)
+        trap.parkable = trap.resumable = 0
+        self._thread_calls.pop(threading.get_ident(), None)
+        self.machine.remove_region(stack)
+        self._finish(call.id, outcome)
+
+    def _await(self, call: "_ResumableCall", budget: float | None,
+               started: float) -> CallOutcome:
+        self._send(b"C", struct.pack("<d", budget or 0.0))
+        try:
+            outcome = self._wait_resumable(call, budget, started)
+        finally:
+            self._send(b"D", b"")
+            if call.stepping is not None:      # the step ended some other way
+                self.machine.rearm(call.stepping)
+                call.stepping = None
+        kind = outcome[0]
+        hp = self.machine.hostproc
+        if kind not in ("breakpoint", "return"):
+            # its thread is parked (fault, exit, time limit): no more stops
+            if self.trap.resumable == call.tid:
+                self.trap.resumable = 0
+        if kind == "breakpoint":
+            left = None if budget is None else budget - (time.monotonic() - started)
+            self._stopped_call = _StoppedCall(call.returns, left, outcome[1], self._stage)
+            self._pending = call
+            return CallOutcome("breakpoint", pc=outcome[1])
+        if kind == "return":
+            if call.returns == "double":
+                return CallOutcome("returned", bits_to_double(call.block.ret_fp))
+            return CallOutcome("returned", call.block.ret_int)
+        if kind == "exit":
+            return CallOutcome("exited", exit=hp.exit)
+        if kind == "host-fault":
+            report = NativeFaultReport.of(describe_fault(hp.fault, self))
+            return CallOutcome("faulted", pc=report.pc, fault=report)
+        if kind == "signal":
+            report = self._signal_report(outcome[1])
+            return CallOutcome("faulted", pc=report.pc, fault=report)
+        if kind == "timeout":
+            report = NativeFaultReport.of(describe_fault(outcome[1], self))
+            return CallOutcome("faulted", pc=report.pc, fault=report)
+        raise outcome[1]            # "error": a host body raised
+
+    def _wait_resumable(self, call: "_ResumableCall", budget: float | None,
+                        started: float) -> tuple:
+        deadline = None if budget is None else started + budget
+        trap, m = self.trap, self.machine
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._done_r, trap.r], [], [], left)
+            if self._done_r in ready:
+                (done_id,) = struct.unpack("<Q", os.read(self._done_r, 8))
+                if done_id == call.id:
+                    return self._outcomes.pop(done_id)
+                continue                  # a late word from an earlier call
+            if trap.r in ready:
+                rec = trap.read_record()
+                if rec is None or rec.sig == TIMEOUT_SIGNAL:
+                    continue
+                if rec.gate and rec.tid == call.tid:
+                    ctx = Context(rec.context)
+                    if rec.code == TRAP_TRACE and call.stepping is not None:
+                        # the instruction under the breakpoint ran: re-arm
+                        m.rearm(call.stepping)
+                        call.stepping = None
+                        ctx.eflags &= ~EFLAGS_TF
+                        trap.wake(rec.gate)
+                        continue
+                    if rec.code == SI_KERNEL and m.armed(rec.pc - 1):
+                        ctx.rip = rec.pc - 1      # before the instruction, as emulated
+                        call.gate = rec.gate
+                        m.context = ctx
+                        return ("breakpoint", rec.pc - 1)
+                    # an int3 that is no breakpoint, or a trace trap nobody
+                    # asked for: a fault; the thread stays at its gate
+                return ("signal", rec)
+            return ("timeout", self._stop_worker(call.id, call.worker, budget))
+
     def _send(self, tag: bytes, payload: bytes) -> None:
         if self.channel is not None:
             self.channel.send(tag, payload)
+
+
+@dataclass
+class _ResumableCall:
+    """A call started by NativeProcess.start_call."""
+
+    id: int
+    block: _Block
+    returns: str
+    worker: threading.Thread | None = None
+    #: the worker's kernel thread id (set by the worker before the callee runs)
+    tid: int = 0
+    #: the gate its handler waits at while it is stopped
+    gate: int = 0
+    #: the breakpoint whose byte is out of memory during a resume's single step
+    stepping: int | None = None
+
+
+def _block_for(addr: int, args) -> _Block:
+    """The entry's block for calling ``addr`` with ``args`` the SysV way:
+    integers in rdi..r9, doubles in xmm0..7, the rest on the stack in order."""
+    gp, fp, stack = [], [], []
+    for a in args:
+        if isinstance(a, float):
+            (fp if len(fp) < 8 else stack).append(double_to_bits(a))
+        else:
+            (gp if len(gp) < 6 else stack).append(a & M64)
+    cls = type("_BlockN", (ctypes.Structure,),
+               {"_fields_": [("head", _Block), ("stack", c_uint64 * max(1, len(stack)))]})
+    whole = cls()
+    block = whole.head                   # shares whole's memory and keeps it alive
+    block.fn, block.nstack, block.nvec = addr, len(stack), len(fp)
+    for i, v in enumerate(gp):
+        block.gp[i] = v
+    for i, v in enumerate(fp):
+        block.fp[i] = v
+    for i, v in enumerate(stack):
+        whole.stack[i] = v
+    return block
 
 
 def harden_callbacks(callbacks) -> list[tuple[int, int]]:
