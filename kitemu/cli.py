@@ -7,6 +7,7 @@
     kitemu fuzz [--target T ...] [--examples N | --seconds S] [--shard I/N] [--replay FILE] ...
     kitemu inspect INPUT... [--target T] [--append INPUT]... [--addr ADDR] [--json]
     kitemu reload INPUT... --break FUNC --replace FUNC=FILE [--target T] [-- ARGS...]
+    kitemu dbg [--target T] INPUT... [-x SCRIPT] [--batch] [--adapter posix|windows]
 
 Errors in the inputs print one ``kitemu: error: ...`` line and exit 2; a
 program that crashes exits 128+signal after a one-paragraph report on stderr.
@@ -84,6 +85,11 @@ def cmd_reload(ns) -> int:
     return reload_main(ns)
 
 
+def cmd_dbg(ns) -> int:
+    from .dbg.cli import main as dbg_main
+    return dbg_main(ns)
+
+
 def cmd_repro(ns) -> int:
     from .repro.cli import main as repro_main
     return repro_main(ns)
@@ -156,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "reload it from an object, continue, print the results")
     add_reload_arguments(rl)
     rl.set_defaults(func=cmd_reload)
+
+    from .dbg.cli import add_arguments as add_dbg_arguments
+    dg = sub.add_parser("dbg", help="the JIT debugger: breakpoints (reload-aware), stepping, "
+                        "backtraces, reload, gdb-like commands")
+    add_dbg_arguments(dg)
+    dg.set_defaults(func=cmd_dbg)
 
     from .repro.cli import add_arguments as add_repro_arguments
     rp = sub.add_parser("repro", help="reproduce a crash under every host model x exec-memory "
