@@ -29,17 +29,19 @@ What this reader decides, and why:
   :mod:`kitemu.loader.dwarf`, which applies them to a host copy; the linker
   never does): one kitemu cannot read is recorded in the section's
   ``debug_problem`` instead of failing the read.
-  ``__LD,__compact_unwind`` is the input of ld64's unwind-info table: kitemu
-  does no unwinding yet, so it is not loaded (its relocations are not
-  applied). ``__TEXT,__eh_frame`` is skipped for the same reason and a
-  second one: llvm-mc resolves some of its fields at assembly time without a
-  relocation (on x86-64 an FDE's ``pc_begin`` is a difference computed in
+  ``__LD,__compact_unwind`` is the input of ld64's unwind-info table: it is
+  not loaded (its relocations are not applied). ``__TEXT,__eh_frame`` is not
+  loaded either: llvm-mc resolves some of its fields at assembly time without
+  a relocation (on x86-64 an FDE's ``pc_begin`` is a difference computed in
   the object's own address space), because ld64 and JITLink parse the CFI
   records and rebuild those edges themselves; loaded verbatim, its pointers
   would be wrong once kitemu places ``__text`` and ``__eh_frame`` in
-  different segments. Thread-local sections, indirect-symbol sections
-  (stubs, lazy/non-lazy pointers, which need LC_DYSYMTAB's indirect symbol
-  table) and S_INIT_FUNC_OFFSETS are refused with a clear error.
+  different segments. Its bytes stay in the model, with every section's
+  object-space address (``Section.addr``), for :mod:`kitemu.dbg.unwind`,
+  which reads the CFI in that address space and maps it to the runtime one.
+  Thread-local sections, indirect-symbol sections (stubs, lazy/non-lazy
+  pointers, which need LC_DYSYMTAB's indirect symbol table) and
+  S_INIT_FUNC_OFFSETS are refused with a clear error.
   ``Section.flags`` is the raw ``flags`` word; alignment is ``2**align``.
 
 * **Symbols** keep their ``nlist_64`` index (relocations use it) and their
@@ -364,7 +366,7 @@ class _Reader:
         if flags & S_ATTR_DEBUG or seg in ("__DWARF", "__LLVM"):
             return SectionKind.NONALLOC
         if (seg, sect) in (("__LD", "__compact_unwind"), ("__TEXT", "__eh_frame")):
-            return SectionKind.NONALLOC    # see the module docstring: no unwinding yet
+            return SectionKind.NONALLOC    # see the module docstring
         if stype in S_THREAD_LOCAL_TYPES:
             self.fail(f"thread-local storage ({S_THREAD_LOCAL_TYPES[stype]}) is not supported",
                       section=raw.name)
@@ -403,7 +405,7 @@ class _Reader:
                           section=raw.name)
             data = self.data[raw.offset:raw.offset + raw.size]
         return Section(raw.ordinal, raw.name, kind, 1 << raw.align, raw.size, data,
-                       flags=raw.flags)
+                       flags=raw.flags, addr=raw.addr)
 
     # -- symbols -------------------------------------------------------------------
     def _symbols(self, symtab, sections) -> tuple[list[Symbol], list[str]]:

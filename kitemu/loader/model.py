@@ -108,6 +108,11 @@ class Section:
     #: section's relocations (it then keeps none). The linker never looks at
     #: it: a broken debug section costs line info, never the link.
     debug_problem: str | None = None
+    #: the section's address in the object's own address space (Mach-O
+    #: ``section_64.addr``; 0 on ELF, where every section starts at 0): an
+    #: unwinder reading ``__TEXT,__eh_frame``, whose PC-relative fields the
+    #: assembler resolved in that address space, needs it
+    addr: int = 0
 
     @property
     def executable(self) -> bool:

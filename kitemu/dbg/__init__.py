@@ -1,0 +1,1 @@
+"""kitemu's debugger: breakpoints, stepping and backtraces over a live JIT image."""
