@@ -7,6 +7,7 @@ Address map of an emulated process (defaults; the image base is settable)::
     0x0001_0000_0000  image region (capacity 64 MiB by default)
     0x0000_4000_0000  heap (malloc), grows up to 1 GiB
     0x0000_7000_0000  stack top (8 MiB below it)
+    0x0000_7fef_0000  displaced-step scratch page (kitemu.dbg.step, mapped on first use)
     0x0000_7ff0_0000  return sentinel page (a call ends when PC reaches it)
     0x003f_0000_0000  host functions (far: references need GOT/stubs)
     image + 2^36      RW alias views of dual-mapped code
@@ -35,6 +36,9 @@ HEAP_LIMIT = 0x6000_0000
 STACK_TOP = 0x7000_0000
 STACK_SIZE = 8 << 20
 SENTINEL = 0x7FF0_0000
+#: the 64 KiB below the sentinel page: where kitemu.dbg.step copies an
+#: instruction to execute it displaced (mapped RX by the first such step)
+STEP_SCRATCH = SENTINEL - 0x10000
 HOST_BASE = 0x3F_0000_0000
 #: bytes left untouched below a stopped call's stack pointer when another
 #: call runs meanwhile (x86-64 SysV leaf functions keep data in the 128
@@ -45,6 +49,7 @@ RED_ZONE = 256
 PROCESS_AREAS = {
     "the heap": (HEAP_BASE, HEAP_LIMIT),
     "the stack": (STACK_TOP - STACK_SIZE, STACK_TOP),
+    "the displaced-step scratch page": (STEP_SCRATCH, SENTINEL),
     "the return-sentinel page": (SENTINEL, SENTINEL + 0x10000),
     "the host-function area": (HOST_BASE, HOST_BASE + 0x10000),
 }
@@ -177,6 +182,9 @@ class JitProcess:
         self.stage = "link"
         #: the call stopped at a breakpoint (start_call/resume), if any
         self._stopped_call: _StoppedCall | None = None
+        #: how a stopped call ended while a debugger moved it on
+        #: (stopped_ended): the next resume() returns it
+        self._ended_call: CallOutcome | None = None
 
     def _map_process_areas(self, stdout_sink):
         m = self.machine
@@ -342,6 +350,7 @@ class JitProcess:
         if self._stopped_call is not None:
             raise KitemuError(f"a call is stopped at {self._stopped_call.pc:#x}: "
                               "resume() or abandon() it before starting another")
+        self._ended_call = None
         if not hasattr(self.machine, "run_until"):
             raise KitemuError("resumable calls need the emulated backend")
         self._enter(args, sp)
@@ -355,6 +364,9 @@ class JitProcess:
         elsewhere runs from there, stopping at once if it is a breakpoint."""
         pending = self._stopped_call
         if pending is None:
+            ended, self._ended_call = self._ended_call, None
+            if ended is not None:
+                return ended                  # a debugger step ended it (stopped_ended)
             raise KitemuError("no call is stopped: nothing to resume")
         self._stopped_call = None
         if self._stage != pending.stage:
@@ -369,7 +381,31 @@ class JitProcess:
         Returns whether a call was stopped (no call: nothing happens)."""
         dropped = self._stopped_call is not None
         self._stopped_call = None
+        self._ended_call = None
         return dropped
+
+    # -- debugger motions (kitemu.dbg.step) ---------------------------------------------
+
+    def stopped_moved_to(self, pc: int) -> None:
+        """The stopped call now waits at ``pc``: a debugger moved it on
+        (executed an instruction, :mod:`kitemu.dbg.step`) or set its PC.
+        Writes the PC register; :meth:`resume` passes over a breakpoint at
+        ``pc`` once, as it does for the breakpoint the call stopped at."""
+        if self._stopped_call is None:
+            raise KitemuError("no call is stopped")
+        self.machine.set_reg(self.target.callconv.pc, pc)
+        self._stopped_call.pc = pc
+
+    def stopped_ended(self, outcome: CallOutcome) -> None:
+        """A debugger motion ran the stopped call to its end (a single step
+        that returned to the sentinel, faulted or exited; ``outcome`` came
+        from :meth:`resume`). The next :meth:`resume` returns ``outcome``
+        instead of failing, so a ``run(on_breakpoint=)`` loop that resumes
+        after its callback sees how the call ended; :meth:`start_call` and
+        :meth:`abandon` forget it."""
+        if self._stopped_call is not None:
+            raise KitemuError(f"the call is still stopped at {self._stopped_call.pc:#x}")
+        self._ended_call = outcome
 
     def _run_call(self, begin: int, returns: str, budget: float | None,
                   skip: int | None) -> CallOutcome:
