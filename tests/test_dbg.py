@@ -54,9 +54,10 @@ def debugger(target, path, adapter="posix", **kw):
     return Debugger(s, adapter=adapter)
 
 
+@pytest.mark.parametrize("adapter", ["posix", "windows"])
 @pytest.mark.parametrize("target", TARGETS)
-def test_breakpoint_kinds_across_a_reload(target, game):
-    dbg = debugger(target, game / "game.c")
+def test_breakpoint_kinds_across_a_reload(target, adapter, game):
+    dbg = debugger(target, game / "game.c", adapter=adapter)
     s = dbg.session
     old_body = s.reloadable("score").active.addr
     b_addr = dbg.break_at(f"*{old_body:#x}")
@@ -69,13 +70,17 @@ def test_breakpoint_kinds_across_a_reload(target, game):
     def on_stop(event):
         stops.append((event.kind, event.pc, tuple(event.breakpoints),
                       event.where.symbol if event.where else None))
+        if event.kind == "breakpoint":       # as the host adapter delivers it
+            assert event.host.code == {"posix": "SIGTRAP",
+                                       "windows": "EXCEPTION_BREAKPOINT"}[adapter]
+            assert event.host.address == event.pc
         if event.kind == "breakpoint" and len(stops) == 2:
             # the first hits are in score's body 0; reload it while stopped
             dbg.reload("score", str(game / "v2.c"))
 
     final = dbg.run(on_stop=on_stop)
     assert final.kind == "exit" and final.exit_code == (10 + 2000 + 3000) & 0x7f
-    body0 = f"{s.reloadable('score').name}$body$0"
+    body0 = "score$body$0"               # shown as a C name (no Mach-O _)
     # hit 1: address + function at entry of body 0; hit 2: the line inside it
     assert stops[0][0] == "breakpoint" and set(stops[0][2]) == {b_addr.number, b_func.number}
     assert stops[0][3] == body0
@@ -190,7 +195,8 @@ def test_repl_script_and_bad_commands(game, tmp_path, capsys):
     from kitemu.cli import main as cli_main
     script = tmp_path / "cmds"
     script.write_text("frobnicate\nbreak\nbreak score\ncontinue\ninfo nothing\nrun\n"
-                      "print $pc\nx/2xw $sp\ninfo breakpoints\ndelete 1\ncontinue\n")
+                      "print $pc\nx/2xw $sp\ninfo breakpoints\nset $a0 = 5\nset nonsense\n"
+                      "delete 1\ncontinue\n")
     rc = cli_main(["dbg", str(game / "game.c"), "--target", "elf-rv64", "--base", "0x200000",
                    "-x", str(script), "--batch"])
     out = capsys.readouterr().out
@@ -201,5 +207,7 @@ def test_repl_script_and_bad_commands(game, tmp_path, capsys):
     assert "error: info nothing" in out
     assert "Breakpoint 1, 0x200000 in score$body$0 at" in out
     assert "$pc = 0x200000" in out
-    assert "[program exited with code 60]" in out
+    assert "error: set: expected $REG = EXPR or *ADDR = EXPR" in out
+    # round 1's argument was set to 5: 50 + 20 + 30
+    assert "[program exited with code 100]" in out
     assert "Traceback" not in out

@@ -42,8 +42,15 @@ def main(ns) -> int:
     binaries = [p for p in ns.inputs if not p.endswith(".c")]
     target = ns.target or (gather(binaries).target.name if binaries else "elf-x64")
     opt = ns.opt if ns.opt.startswith("-O") else f"-O{ns.opt}"
+    def program_output(data: bytes) -> None:
+        # the program's stdout, in order with the debugger's own lines
+        sys.stdout.write(data.decode(errors="replace"))
+        sys.stdout.flush()
+
     s = Session(target, base=DEFAULT_BASE if ns.base is None else ns.base,
-                indirect=ns.indirect, opt=opt, cflags=["-g", *ns.cflags])
+                stdout_sink=program_output,
+                indirect=ns.indirect, opt=opt,
+                cflags=["-g", "-fasynchronous-unwind-tables", *ns.cflags])
     try:
         s.add(*ns.inputs)
         s.link()

@@ -79,11 +79,23 @@ class StopEvent:
         return loc
 
 
+def display_path(path: str) -> str:
+    """A source path as the debugger shows it: relative to the current
+    directory when it lies below it (transcripts do not depend on where
+    the checkout is)."""
+    import os
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
 def _location(info, pc) -> str:
     if info is None or info.symbol is None:
         return f"{pc:#x} in ??"
     off = f"+{info.offset:#x}" if info.offset else ""
-    src = f" at {info.file}:{info.line}" if info.file else ""
+    src = f" at {display_path(info.file)}:{info.line}" if info.file else ""
     gen = f" [gen {info.generation}]" if info.generation is not None else ""
     return f"{pc:#x} in {info.symbol}{off}{src}{gen}"
 
@@ -110,7 +122,13 @@ class Debugger:
 
     # -- locations ----------------------------------------------------------------------
     def where(self, pc: int):
-        return self.session.addr_to_sym(pc)
+        """addr_to_sym of ``pc``, with symbols as C names (no Mach-O ``_``)."""
+        import dataclasses
+        info = self.session.addr_to_sym(pc)
+        prefix = self.session.target.symbol("")
+        if prefix and info.symbol and info.symbol.startswith(prefix):
+            info = dataclasses.replace(info, symbol=info.symbol[len(prefix):])
+        return info
 
     def _line_of(self, pc: int):
         info = self.where(pc)
@@ -458,9 +476,6 @@ class Debugger:
         info = self.where(pc)
         return info.symbol is not None and (info.symbol.endswith(("@stub", "@pending"))
                                            or "@island" in info.symbol)
-
-    def _is_stmt_start(self, pc: int) -> bool:
-        return True
 
     def continue_(self) -> None:
         """Let the program run on (from on_stop)."""

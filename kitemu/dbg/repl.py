@@ -3,7 +3,8 @@
 Commands: run/r [ARGS], break/b SPEC (``*ADDR``, ``FUNC``, ``FILE:LINE``),
 tbreak SPEC, delete/d [N], info breakpoints|registers [REG]|reloadable,
 continue/c, step/s, next/n, stepi/si, finish, backtrace/bt, x/NFU ADDR,
-print/p EXPR, disassemble [ADDR|FUNC] [N], reload FUNC FILE [unchecked],
+print/p EXPR, set $REG|*ADDR = EXPR, disassemble [ADDR|FUNC] [N],
+reload FUNC FILE [unchecked],
 context, help, quit/q. Interactive sessions get readline history and
 completion of commands and symbol names; ``-x SCRIPT`` runs a command file
 first and ``--batch`` exits after it. Every bad command prints one line
@@ -17,10 +18,10 @@ import shlex
 import sys
 
 from ..errors import KitemuError
-from .core import Debugger, DebuggerError, StopEvent, _Resume
+from .core import Debugger, DebuggerError, StopEvent, _Resume, display_path
 
 COMMANDS = ["run", "break", "tbreak", "delete", "info", "continue", "step", "next", "stepi",
-            "finish", "backtrace", "x", "print", "disassemble", "reload", "context", "help",
+            "finish", "backtrace", "x", "print", "set", "disassemble", "reload", "context", "help",
             "quit"]
 ALIASES = {"r": "run", "b": "break", "d": "delete", "c": "continue", "s": "step", "n": "next",
            "si": "stepi", "bt": "backtrace", "where": "backtrace", "p": "print",
@@ -151,7 +152,7 @@ class Repl:
         bp = self.dbg.break_at(rest, temporary=temporary)
         where = ", ".join(f"{a:#x}" for a in bp.addrs)
         info = self.dbg.where(bp.addrs[0])
-        src = f": file {info.file}, line {info.line}" if info.file else ""
+        src = f": file {display_path(info.file)}, line {info.line}" if info.file else ""
         self.say(f"Breakpoint {bp.number} at {where}{src}")
 
     def cmd_tbreak(self, rest, fmt, stopped):
@@ -204,7 +205,7 @@ class Repl:
     def cmd_backtrace(self, rest, fmt, stopped):
         frames = self.dbg.backtrace()
         for f in frames:
-            src = f" at {f.file}:{f.line}" if getattr(f, "file", None) else ""
+            src = f" at {display_path(f.file)}:{f.line}" if getattr(f, "file", None) else ""
             gen = f" [gen {f.generation}]" if getattr(f, "generation", None) is not None else ""
             self.say(f"#{f.index:<2} {f.pc:#x} in {f.function or '??'}{src}{gen}")
 
@@ -230,6 +231,22 @@ class Repl:
         info = self.dbg.where(v)
         sym = f" <{info.symbol}{f'+{info.offset:#x}' if info.offset else ''}>" if info.symbol else ""
         self.say(f"{rest} = {v:#x} ({v}){sym}")
+
+    def cmd_set(self, rest, fmt, stopped):
+        """``set $REG = EXPR`` or ``set *ADDR = EXPR`` (an 8-byte store; in
+        the image it is a W^X patch)."""
+        target, sep, expr = rest.partition("=")
+        target = target.strip()
+        if not sep or not target or not expr.strip():
+            raise DebuggerError("set: expected $REG = EXPR or *ADDR = EXPR")
+        value = self._value(expr)
+        if target.startswith("$"):
+            self._need_stopped(stopped, "set")
+            self.dbg.regs[target] = value
+        elif target.startswith("*"):
+            self.dbg.session.write(self._value(target[1:]), value.to_bytes(8, "little"))
+        else:
+            raise DebuggerError("set: expected $REG = EXPR or *ADDR = EXPR")
 
     def cmd_x(self, rest, fmt, stopped):
         m = re.fullmatch(r"/(\d*)([xdsi]?)([bhwg]?)", fmt or "/")
@@ -273,7 +290,7 @@ class Repl:
                 break
             mark = "=>" if insn.address == pc else "  "
             info = self.dbg.where(insn.address)
-            sym = f"<{info.symbol}+{info.offset}>" if info.symbol else ""
+            sym = f"<{info.symbol}+{info.offset:#x}>" if info.symbol else ""
             self.say(f"{mark} {insn.address:#x} {sym:<24} {insn.mnemonic} {insn.op_str}".rstrip())
 
     def cmd_reload(self, rest, fmt, stopped):
