@@ -211,3 +211,70 @@ def test_repl_script_and_bad_commands(game, tmp_path, capsys):
     # round 1's argument was set to 5: 50 + 20 + 30
     assert "[program exited with code 100]" in out
     assert "Traceback" not in out
+
+
+RECURSIVE = """\
+int printf(const char *, ...);
+__attribute__((noinline)) int fact(int n)
+{
+    if (n <= 1)
+        return 1;
+    return n * fact(n - 1);
+}
+__attribute__((noinline)) int leaf(int x) { return x + 1; }
+int main(int argc, char **argv)
+{
+    int a = fact(5);
+    int b = leaf(a);
+    printf("%d %d\\n", a, b);
+    return b & 0x7f;
+}
+"""
+
+
+@pytest.mark.parametrize("target", ["elf-x64", "elf-aarch64", "elf-rv64", "macho-arm64"])
+def test_next_over_recursion_a_breakpoint_inside_and_finish(target, tmp_path):
+    """`next` over a recursive call lands on the next line of the outer
+    frame (the temporary breakpoint is reached by inner frames first); a
+    user breakpoint inside a stepped-over call stops there; `finish` returns
+    to the caller; a motion cut short by the exit leaves nothing armed."""
+    (tmp_path / "rec.c").write_text(RECURSIVE)
+    dbg = debugger(target, tmp_path / "rec.c")
+    main_bp = dbg.break_at("rec.c:11")
+    log = []
+
+    def on_stop(event):
+        # as the REPL does: a motion that finishes while the program stays
+        # stopped returns its event; one that must run raises out of here
+        while event is not None:
+            event = act(event)
+
+    def act(event):
+        log.append((event.kind, event.where.line if event.where else None,
+                    event.where.symbol.split("$")[0] if event.where and event.where.symbol
+                    else None))
+        if len(log) == 1:
+            assert event.breakpoints == [main_bp.number]
+            return dbg.next()                            # over fact(5): 5 nested frames
+        if len(log) == 2:
+            assert event.kind == "step" and event.where.line == 12
+            dbg.break_at("leaf")
+            return dbg.next()                            # over leaf(), which has a breakpoint
+        if len(log) == 3:
+            assert event.kind == "breakpoint" and log[-1][2] == "leaf"
+            return dbg.finish()
+        if len(log) == 4:
+            assert event.kind == "step" and log[-1][2] == "main" and log[-1][1] == 12
+            return dbg.finish()                          # out of main: runs to the exit
+        return None
+
+    final = dbg.run(on_stop=on_stop)
+    assert final.kind == "exit" and final.exit_code == 121
+    assert [k for k, _, _ in log] == ["breakpoint", "step", "breakpoint", "step", "exit"]
+    assert dbg._temp == set() and set(dbg._armed) == {a for b in dbg.breakpoints.values()
+                                                       for a in b.addrs}
+    # and the program runs again with the same breakpoints
+    log.clear()
+    assert dbg.run(on_stop=lambda e: log.append(e.kind)).exit_code == 121
+    assert log == ["breakpoint", "breakpoint", "exit"]
+    dbg.session.free()

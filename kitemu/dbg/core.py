@@ -117,6 +117,7 @@ class Debugger:
         self.on_stop = None
         self.stopped: StopEvent | None = None
         self._motion = None                       # a step/next/finish waiting for a temp bp
+        self._temp: set[int] = set()              # addresses armed for motions
         self._stepper = None
         self.running = False
 
@@ -264,6 +265,8 @@ class Debugger:
         finally:
             self.running = False
             self._motion = None
+            for addr in list(self._temp):          # a motion the exit cut short
+                self._disarm_temp(addr)
             for bp in [b for b in self.breakpoints.values() if b.temporary]:
                 self.delete(bp.number)
         if result.fault is not None:
@@ -360,6 +363,17 @@ class Debugger:
             size = self._insn_size(pc0)
             event = self.stepi()
             pc = event.pc
+            user = [bp for bp in self.breakpoints.values()
+                    if bp.enabled and not bp.temporary and pc in bp.addrs]
+            if user:
+                # stepped onto a breakpoint (e.g. the first instruction of a
+                # call being stepped over): it stops the line step, as a hit
+                for bp in user:
+                    bp.hits += 1
+                event = StopEvent("breakpoint", pc, [bp.number for bp in user],
+                                  self.adapter.breakpoint(pc), where=self.where(pc))
+                self.stopped = event
+                return event
             if size and self._return_address(at_entry=True) == pc0 + size and pc != pc0 + size:
                 pending_ret = pc0 + size           # that instruction was a call
             if pending_ret is not None:
@@ -405,7 +419,9 @@ class Debugger:
         sp = self._sp()
 
         def motion(pc, user):
-            if pc == ret and self._sp() > sp:
+            # our own return: the stack is back at (x86-64: above) where it
+            # was; deeper recursive frames returning to ret are below it
+            if pc == ret and self._sp() >= sp:
                 self._disarm_temp(ret)
                 return StopEvent("step", pc, host=self.adapter.step(pc), where=self.where(pc))
             if user:
@@ -419,10 +435,13 @@ class Debugger:
 
     def _start_motion(self, addr: int, motion) -> None:
         self._arm(addr)
+        self._temp.add(addr)
         self._motion = motion
 
     def _disarm_temp(self, addr: int) -> None:
-        self._disarm(addr)
+        if addr in self._temp:
+            self._temp.discard(addr)
+            self._disarm(addr)
         self._motion = None
 
     def _insn_size(self, pc: int) -> int:
