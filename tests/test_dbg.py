@@ -278,3 +278,40 @@ def test_next_over_recursion_a_breakpoint_inside_and_finish(target, tmp_path):
     assert dbg.run(on_stop=lambda e: log.append(e.kind)).exit_code == 121
     assert log == ["breakpoint", "breakpoint", "exit"]
     dbg.session.free()
+
+
+def _native_session_transcript(path: str) -> str:
+    import io
+    from kitemu.dbg.repl import Repl
+    s = Session("elf-x64", backend="native", indirect=INDIRECT_EXPORTED_FUNCS,
+                cflags=["-g", "-fasynchronous-unwind-tables"], opt="-O0")
+    try:
+        s.append(path)
+        out = io.StringIO()
+        repl = Repl(Debugger(s), out=out, echo=True)
+        repl.lines = ["break main", "run", "next", "next", "next", "step", "bt", "next",
+                      "stepi", "finish", "delete", "continue"]
+        repl.loop()
+        return out.getvalue()
+    finally:
+        s.free()
+
+
+def test_native_backend_debugging(game):
+    """The debugger on real memory: int3 breakpoints, in-place steps,
+    line steps over and into calls, a CFI backtrace, finish."""
+    from kitemu.backends.native import native_host_problem, run_isolated
+    if native_host_problem():
+        pytest.skip(native_host_problem())
+    text = run_isolated(_native_session_transcript, str(game / "game.c"), timeout=60)
+    lines = [line for line in text.splitlines() if not line.startswith("(kitemu)")]
+    assert lines[0].startswith("Breakpoint 1 at ")
+    assert lines[1].startswith("Breakpoint 1, ") and "game.c:8" in lines[1]
+    assert ["game.c:9" in lines[2], "game.c:10" in lines[3], "game.c:11" in lines[4]] == \
+        [True] * 3
+    assert "in score$body$0 at" in lines[5] and "game.c:3" in lines[5]       # step into score
+    assert lines[6].startswith("#0 ") and "score$body$0" in lines[6]
+    assert lines[7].startswith("#1 ") and "main$body$0" in lines[7] and "game.c:11" in lines[7]
+    assert "game.c:4" in lines[8]                                              # next in score
+    assert "in main$body$0" in lines[10] and "game.c:11" in lines[10]          # finish
+    assert lines[-1] == "[program exited with code 60]"

@@ -22,6 +22,9 @@ def add_arguments(p) -> None:
     p.add_argument("-x", dest="script", metavar="SCRIPT", help="run the commands in SCRIPT first")
     p.add_argument("--batch", action="store_true", help="exit after the script")
     p.add_argument("--base", type=_int, default=None, help="image base (fixed addresses)")
+    p.add_argument("--backend", default="emulated", choices=["emulated", "native"],
+                   help="emulated (unicorn, default) or native (x86-64 Linux hosts, elf-x64; "
+                   "steps in place)")
     p.add_argument("--adapter", default="posix", choices=["posix", "windows"],
                    help="host adapter: how stops are delivered (default posix)")
     p.add_argument("--indirect", default="exported-funcs", choices=["exported-funcs", "none"],
@@ -47,7 +50,7 @@ def main(ns) -> int:
         sys.stdout.write(data.decode(errors="replace"))
         sys.stdout.flush()
 
-    s = Session(target, base=DEFAULT_BASE if ns.base is None else ns.base,
+    s = Session(target, backend=ns.backend, base=DEFAULT_BASE if ns.base is None else ns.base,
                 stdout_sink=program_output,
                 indirect=ns.indirect, opt=opt,
                 cflags=["-g", "-fasynchronous-unwind-tables", *ns.cflags])

@@ -417,6 +417,8 @@ class Debugger:
         self._require_stopped()
         ret = self._return_address()
         sp = self._sp()
+        if self.proc.mem.chunk_at(ret) is None:
+            raise _Resume()       # the caller is outside the image (main's): run on
 
         def motion(pc, user):
             # our own return: the stack is back at (x86-64: above) where it

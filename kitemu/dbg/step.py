@@ -206,12 +206,14 @@ class _Plan:
 
 
 class Stepper:
-    """Single-steps the stopped call of ``proc`` (a :class:`JitProcess` on
-    the emulated backend)."""
+    """Single-steps the stopped call of ``proc``: displaced or in place on
+    the emulated backend, in place on the native one (its int3 breakpoints
+    under the stepped instruction are re-armed by the backend itself)."""
 
     def __init__(self, proc):
-        if not hasattr(proc.machine, "run_until"):
-            raise KitemuError("single-stepping needs the emulated backend")
+        #: the native backend steps in place only: its breakpoints are int3s
+        #: it re-arms itself, and it has no scratch page to displace into
+        self.native = not hasattr(proc.machine, "run_until")
         self.proc = proc
         self.m = proc.machine
         self.arch = proc.arch
@@ -231,7 +233,9 @@ class Stepper:
         pc = self.m.reg(self.cc.pc)
         plan = self.plan(pc)
         reason = None
-        if displaced:
+        if displaced and self.native:
+            reason = "the native backend steps in place (a breakpoint under the instruction is lifted and re-armed by the backend)"
+        elif displaced:
             reason = plan.refuse
             if reason is None and _within(pc, proc.host_base, HOST_AREA_SIZE):
                 reason = "a host function: its body runs from a hook bound to its address"
