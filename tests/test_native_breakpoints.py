@@ -37,12 +37,15 @@ RIP, RSP, RBP, RAX, RDI, RSI = (x86.UC_X86_REG_RIP, x86.UC_X86_REG_RSP, x86.UC_X
                                 x86.UC_X86_REG_RAX, x86.UC_X86_REG_RDI, x86.UC_X86_REG_RSI)
 CALLCONV_REGS = ("rip", "rsp", "rdi", "rsi", "rdx", "rcx", "r8", "r9", "rax", "rbp")
 #: assembled extra functions: sum of 8 integer arguments (2 on the stack),
-#: a double sum, an exit(3) through the host, a literal int3
+#: a double sum, an exit(3) through the host, a literal int3, the flags as
+#: pushf saw them, a pushf/popf pair
 EXTRA = {
     "sum8": "mov rax, rdi; add rax, rsi; add rax, rdx; add rax, rcx; add rax, r8; add rax, r9;"
             "add rax, qword ptr [rsp + 8]; add rax, qword ptr [rsp + 16]; ret",
     "fsum": "addsd xmm0, xmm1; ret",
     "trap": "nop; int3; ret",
+    "flags": "pushfq; pop rax; ret",
+    "popf": "pushfq; popfq; mov eax, 7; ret",
 }
 
 
@@ -455,3 +458,24 @@ def _run_with_on_breakpoint(d):
         return result.stdout, result.exit_code, hits
     finally:
         s.free()
+
+
+# -- review fixes --------------------------------------------------------------------------
+@isolated
+def test_pushf_under_a_breakpoint_does_not_save_the_trap_flag():
+    """The instruction under a breakpoint runs with EFLAGS.TF set (the
+    re-arm's single step): a pushf there must push the guest's flags, or a
+    later popf turns single-stepping on for good (a SIGTRAP TRAP_TRACE
+    fault)."""
+    p = Prog()
+    proc, m = p.proc, p.m
+    m.add_breakpoint(p.flags)
+    m.add_breakpoint(p.popf)
+    assert proc.start_call(p.flags, []).stopped
+    out = proc.resume()
+    assert out.returned and out.value & 0x100 == 0          # TF
+    assert proc.start_call(p.popf, []).stopped
+    out = proc.resume()
+    assert out.returned and out.value == 7, out.fault and out.fault.render()
+    assert raw_byte(p.flags) == raw_byte(p.popf) == 0xCC
+

@@ -1376,9 +1376,10 @@ class NativeProcess(JitProcess):
     # context at the entry's epilogue with the stack pointer it saved:
     # the guest frames are dropped, the worker thread returns to ctypes and
     # ends. Limits: one call stopped at a time (as emulated); the stepped
-    # instruction runs with TF set (a pushf there would save it); a
-    # plain call() made while stopped cannot stop (a breakpoint is a
-    # SIGTRAP fault for it, as in the emulator).
+    # instruction runs with TF set (a pushf there gets the guest's flags
+    # back on the stack after the step); a plain call() made while
+    # stopped cannot stop (a breakpoint is a SIGTRAP fault for it, as in
+    # the emulator).
 
     def start_call(self, addr: int, args=(), sp: int | None = None, returns: str = "int",
                    timeout: float | None = None) -> CallOutcome:
@@ -1424,6 +1425,8 @@ class NativeProcess(JitProcess):
                                fault=NativeFaultReport.of(describe_fault(fault, self)))
         if pc == pending.pc and m.armed(pc):
             m.disarm(pc)
+            call.guest_tf = ctx.eflags & EFLAGS_TF
+            call.step_pushes_flags = _pushes_flags(m, pc)
             ctx.eflags |= EFLAGS_TF
             call.stepping = pc
         m.hostproc.fault = None
@@ -1556,7 +1559,12 @@ class NativeProcess(JitProcess):
                         # the instruction under the breakpoint ran: re-arm
                         m.rearm(call.stepping)
                         call.stepping = None
-                        ctx.eflags &= ~EFLAGS_TF
+                        if not call.guest_tf:
+                            ctx.eflags &= ~EFLAGS_TF
+                            if call.step_pushes_flags:
+                                # a pushf saved the step's TF: the guest's
+                                # flags had none (a later popf would trace)
+                                _clear_pushed_tf(m, ctx.rsp)
                         trap.wake(rec.gate)
                         continue
                     if rec.code == SI_KERNEL and m.armed(rec.pc - 1):
@@ -1588,6 +1596,37 @@ class _ResumableCall:
     gate: int = 0
     #: the breakpoint whose byte is out of memory during a resume's single step
     stepping: int | None = None
+    #: the guest's own EFLAGS.TF when the step began (kept after it)
+    guest_tf: int = 0
+    #: the stepped instruction is a pushf (it pushes the step's TF)
+    step_pushes_flags: bool = False
+
+
+#: legacy prefixes an x86 instruction may start with
+_X86_PREFIXES = frozenset((0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3))
+
+
+def _pushes_flags(m: NativeMachine, pc: int) -> bool:
+    """The instruction at ``pc`` is ``pushf`` (9C, after any prefixes; 66 9C
+    pushes 16 bits, TF included)."""
+    for i in range(15):
+        try:
+            b = m.read(pc + i, 1)[0]
+        except GuestMemoryFault:
+            return False
+        if b in _X86_PREFIXES or 0x40 <= b <= 0x4F:
+            continue
+        return b == 0x9C
+    return False
+
+
+def _clear_pushed_tf(m: NativeMachine, sp: int) -> None:
+    """Clear EFLAGS.TF (bit 8) in the flags a pushf stored at ``sp``."""
+    try:
+        (b,) = m.read(sp + 1, 1)
+        m.write_raw(sp + 1, bytes([b & ~(EFLAGS_TF >> 8)]))
+    except GuestMemoryFault:
+        pass
 
 
 def _block_for(addr: int, args) -> _Block:
