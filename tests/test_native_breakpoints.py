@@ -479,3 +479,20 @@ def test_pushf_under_a_breakpoint_does_not_save_the_trap_flag():
     assert out.returned and out.value == 7, out.fault and out.fault.render()
     assert raw_byte(p.flags) == raw_byte(p.popf) == 0xCC
 
+
+
+@isolated
+def test_breakpoint_inside_an_instruction_is_refused():
+    """An int3 over an operand byte would silently change the instruction
+    (mov eax, 1 -> mov eax, 0xcc): natively a breakpoint must start an
+    instruction."""
+    p = Prog()
+    proc, m = p.proc, p.m
+    for inside in (p.f + 1, p.f + 4, p.at["tail"] + 3):
+        with pytest.raises(KitemuError, match="inside the instruction"):
+            m.add_breakpoint(inside)
+    assert m.breakpoints == set() and raw_byte(p.f + 1) == 0x01
+    assert proc.call(p.f, [2, 3]) == (expect(2, 3), None)
+    for start in (p.f, p.at["body"], p.at["tail"], p.at["tail"] + 4):     # tail + 4: ret
+        m.add_breakpoint(start)
+    assert m.breakpoints == {p.f, p.at["body"], p.at["tail"], p.at["tail"] + 4}

@@ -457,12 +457,46 @@ class NativeMachine:
                               "int3 written into the image's code, and this address is not "
                               "committed code of the image (host functions, data and foreign "
                               "memory take none)")
+        start = self._instruction_around(addr)
+        if start is not None:
+            raise KitemuError(f"cannot set a breakpoint at {addr:#x}: it is inside the instruction "
+                              f"at {start:#x} (natively the int3 would overwrite one of its "
+                              "bytes); a breakpoint must be at the first byte of an instruction")
         self._bps[addr] = ctypes.string_at(addr, 1)[0]
         try:
             self._rewrite(addr)               # write_raw turns it into int3
         except BaseException:
             del self._bps[addr]
             raise
+
+    def _instruction_around(self, addr: int) -> int | None:
+        """The start of the instruction ``addr`` lies strictly inside, found
+        by decoding from the nearest code symbol of the image at or before
+        it (one whose size, if it has one, covers ``addr``; in the same code
+        chunk); None if ``addr`` starts an instruction or this cannot be
+        told (no such symbol, bytes capstone cannot decode)."""
+        image = getattr(getattr(self.hostproc, "controller", None), "image", None)
+        chunk = self.execmem.chunk_at(addr)
+        best = None
+        for sym in getattr(image, "symbols", None) or ():
+            if sym.kind in ("func", "ifunc", "stub", "notype") and \
+                    chunk.addr <= sym.addr <= addr and (sym.size == 0 or addr < sym.addr + sym.size) \
+                    and (best is None or sym.addr > best.addr):
+                best = sym
+        if best is None or best.addr == addr:
+            return None
+        import capstone
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        try:
+            code = self.read(best.addr, min(addr + 15, chunk.end) - best.addr)
+        except GuestMemoryFault:
+            return None
+        for pos, size, _, _ in md.disasm_lite(code, best.addr):
+            if pos >= addr:
+                return None
+            if addr < pos + size:
+                return pos
+        return None
 
     def remove_breakpoint(self, addr: int) -> None:
         """Delete the breakpoint at ``addr`` (KeyError if there is none) and
