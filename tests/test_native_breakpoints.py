@@ -496,3 +496,29 @@ def test_breakpoint_inside_an_instruction_is_refused():
     for start in (p.f, p.at["body"], p.at["tail"], p.at["tail"] + 4):     # tail + 4: ret
         m.add_breakpoint(start)
     assert m.breakpoints == {p.f, p.at["body"], p.at["tail"], p.at["tail"] + 4}
+
+
+@isolated
+def test_resume_after_a_motion_ended_the_call_returns_its_outcome():
+    """JitProcess.stopped_ended (a debugger step that ran the call to its
+    end): the next resume() returns that outcome, as emulated, so that
+    run(on_breakpoint=) carries on; start_call and abandon forget it."""
+    p = Prog()
+    proc, m = p.proc, p.m
+    m.add_breakpoint(p.g)
+    assert proc.start_call(p.g, [8, 1]).stopped                 # *8 = 1: page 0
+    m.remove_breakpoint(p.g)
+    ended = proc.resume()
+    assert ended.faulted
+    proc.stopped_ended(ended)
+    assert proc.resume() is ended
+    with pytest.raises(KitemuError, match="nothing to resume"):
+        proc.resume()
+    for forget in ("start_call", "abandon"):
+        proc.stopped_ended(ended)
+        if forget == "start_call":
+            assert proc.start_call(p.f, [1, 1]).returned
+        else:
+            assert proc.abandon() is False
+        with pytest.raises(KitemuError, match="nothing to resume"):
+            proc.resume()

@@ -1425,6 +1425,7 @@ class NativeProcess(JitProcess):
         if self._stopped_call is not None:
             raise KitemuError(f"a call is stopped at {self._stopped_call.pc:#x}: "
                               "resume() or abandon() it before starting another")
+        self._ended_call = None
         timeout = self.timeout if timeout is None else timeout
         block = _block_for(addr, args)
         self._call_id += 1
@@ -1441,9 +1442,14 @@ class NativeProcess(JitProcess):
         """Continue the stopped call from its PC (``machine.reg``: it may
         have been changed). At the breakpoint it stopped at, that
         instruction runs first and the breakpoint stays armed; a PC moved
-        onto another breakpoint stops there at once."""
+        onto another breakpoint stops there at once. After a debugger
+        motion ended the call (JitProcess.stopped_ended), returns how it
+        ended."""
         pending, call = self._stopped_call, self._pending
         if pending is None or call is None:
+            ended, self._ended_call = self._ended_call, None
+            if ended is not None:
+                return ended                  # a debugger motion ended it (stopped_ended)
             raise KitemuError("no call is stopped: nothing to resume")
         self._stopped_call = self._pending = None
         if self._stage != pending.stage:
@@ -1476,6 +1482,7 @@ class NativeProcess(JitProcess):
         call = self._pending
         dropped = self._stopped_call is not None
         self._stopped_call = self._pending = None
+        self._ended_call = None
         if call is None:
             return dropped
         m = self.machine
