@@ -522,3 +522,26 @@ def test_resume_after_a_motion_ended_the_call_returns_its_outcome():
             assert proc.abandon() is False
         with pytest.raises(KitemuError, match="nothing to resume"):
             proc.resume()
+
+
+@isolated
+def test_resume_with_the_time_limit_spent_ends_the_stopped_thread():
+    """A stop reached with no guest time left: resume() reports the time
+    limit (as emulated) and the worker is unwound, not left blocked at its
+    gate for the life of the process."""
+    p = Prog()
+    proc, m = p.proc, p.m
+    m.add_breakpoint(p.at["body"])
+    threads, regions = threading.active_count(), len(m._regions)
+    assert proc.start_call(p.f, [3, 3], timeout=30).stopped
+    proc._stopped_call.budget = 0.0                 # as if the guest had used it all
+    out = proc.resume()
+    assert out.faulted and out.fault.kind == "timeout" and out.pc == p.at["body"]
+    assert not proc.stopped
+    deadline = time.monotonic() + 5
+    while threading.active_count() > threads and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == threads and len(m._regions) == regions
+    assert proc.start_call(p.f, [2, 3]).stopped
+    m.remove_breakpoint(p.at["body"])
+    assert proc.resume().value == expect(2, 3)

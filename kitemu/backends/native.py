@@ -1459,7 +1459,8 @@ class NativeProcess(JitProcess):
         m.context = None
         pc = ctx.rip
         if pending.budget is not None and pending.budget <= 0:
-            # the thread stays where it is, parked at its gate
+            # no guest time left: the call ends here, its thread is unwound
+            self._unwind(call, ctx)
             fault = CpuFault("timeout", None, None, pc, "time limit reached")
             return CallOutcome("faulted", pc=pc,
                                fault=NativeFaultReport.of(describe_fault(fault, self)))
@@ -1488,6 +1489,12 @@ class NativeProcess(JitProcess):
         m = self.machine
         ctx = m.context
         m.context = None
+        self._unwind(call, ctx)
+        return dropped
+
+    def _unwind(self, call: "_ResumableCall", ctx: "Context") -> None:
+        """Send the thread stopped at ``call``'s gate (context ``ctx``) to
+        the entry's epilogue and wait until it has ended."""
         ctx.rsp = call.block.saved_rsp
         ctx.rip = self.trap.abandon_pc
         ctx.eflags &= ~(EFLAGS_TF | EFLAGS_DF)
@@ -1505,7 +1512,6 @@ class NativeProcess(JitProcess):
             if done_id == call.id:
                 self._outcomes.pop(done_id, None)
                 break
-        return dropped
 
     def stack_top_of_call(self) -> int | None:
         """The top of the stopped call's guest frames (what the entry
