@@ -545,3 +545,21 @@ def test_resume_with_the_time_limit_spent_ends_the_stopped_thread():
     assert proc.start_call(p.f, [2, 3]).stopped
     m.remove_breakpoint(p.at["body"])
     assert proc.resume().value == expect(2, 3)
+
+
+@isolated
+def test_calls_do_not_leak_their_alternate_signal_stacks():
+    """Each call's worker gets a 64 KiB alternate signal stack; a worker
+    that ends gives it back (only parked threads keep theirs)."""
+    p = Prog()
+    proc, m = p.proc, p.m
+    before = len(proc.trap._altstacks)
+    for i in range(20):
+        assert proc.call(p.f, [2, i]) == (expect(2, i), None)
+    m.add_breakpoint(p.f)
+    for i in range(5):
+        assert proc.start_call(p.f, [2, i]).stopped
+        assert proc.resume().value == expect(2, i)
+    assert proc.start_call(p.f, [1, 1]).stopped
+    proc.abandon()
+    assert len(proc.trap._altstacks) == before

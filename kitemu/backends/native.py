@@ -101,6 +101,7 @@ MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS = 0x01, 0x02, 0x20
 MAP_FIXED_NOREPLACE = 0x100000          # Linux >= 4.17
 MFD_CLOEXEC = 1
 SA_SIGINFO, SA_ONSTACK = 0x4, 0x08000000
+SS_DISABLE = 2
 # Linux x86-64 signal numbers (spelled out: the module must import on any host)
 SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGKILL, SIGSEGV = 4, 5, 7, 8, 9, 11
 _FAULT_SIGNALS = (SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGFPE)
@@ -1008,14 +1009,22 @@ class FaultTrap:
     def resumable(self, tid: int) -> None:
         self.ctl[4] = tid
 
-    def enter_thread(self) -> None:
+    def enter_thread(self):
         """Give the calling thread an alternate signal stack, so that a guest
-        stack overflow is reported too."""
+        stack overflow is reported too. Returns it (for leave_thread)."""
         size = 64 << 10
         buf = ctypes.create_string_buffer(size)
         ss = _StackT(ctypes.addressof(buf), 0, size)
         _libc().sigaltstack(ctypes.byref(ss), None)
         self._altstacks.append(buf)       # parked threads keep theirs forever
+        return buf
+
+    def leave_thread(self, buf) -> None:
+        """The calling thread's guest work is over (it is not in the handler):
+        its alternate signal stack is switched off and freed."""
+        ss = _StackT(None, SS_DISABLE, 0)
+        if _libc().sigaltstack(ctypes.byref(ss), None) == 0:
+            self._altstacks.remove(buf)
 
     def read_record(self) -> SignalRecord | None:
         return SignalRecord.parse(os.read(self.r, _RECORD.size))
@@ -1323,7 +1332,7 @@ class NativeProcess(JitProcess):
     def _worker(self, call_id: int, fnptr, values) -> None:
         trap = self.trap
         stack = self.machine.add_thread_stack()
-        trap.enter_thread()
+        altstack = trap.enter_thread()
         tid = threading.get_native_id()
         self._thread_calls[threading.get_ident()] = call_id
         try:
@@ -1333,10 +1342,12 @@ class NativeProcess(JitProcess):
         except BaseException as e:      # ctypes itself failed
             trap.parkable = 0
             self._thread_calls.pop(threading.get_ident(), None)
+            trap.leave_thread(altstack)
             self._finish(call_id, ("error", e))
             return
         self._thread_calls.pop(threading.get_ident(), None)
         self.machine.remove_region(stack)
+        trap.leave_thread(altstack)
         self._finish(call_id, ("return", ret))
 
     def _finish(self, call_id: int, outcome: tuple) -> None:
@@ -1532,7 +1543,7 @@ class NativeProcess(JitProcess):
     def _resumable_worker(self, call: "_ResumableCall") -> None:
         trap = self.trap
         stack = self.machine.add_thread_stack()
-        trap.enter_thread()
+        altstack = trap.enter_thread()
         call.tid = threading.get_native_id()
         self._thread_calls[threading.get_ident()] = call.id
         try:
@@ -1544,6 +1555,7 @@ class NativeProcess(JitProcess):
         trap.parkable = trap.resumable = 0
         self._thread_calls.pop(threading.get_ident(), None)
         self.machine.remove_region(stack)
+        trap.leave_thread(altstack)
         self._finish(call.id, outcome)
 
     def _await(self, call: "_ResumableCall", budget: float | None,
