@@ -422,3 +422,144 @@ def test_malformed_dwarf_is_reported_not_raised(build, target):
     assert d.line_for(0x1000_0000) is None and d.line_addresses("x.c", LINES["body:main"]) == []
     assert any("line table" in w for w in d.warnings)
     assert {f.name for f in d.functions()} == set(FUNCS)
+
+
+# -- file names: directories relative to the compilation directory ------------------------
+
+HEADER_H = """\
+static inline int hfun(int a)   /* decl:hfun */
+{
+    return a * 7;               /* body:hfun */
+}
+"""
+
+MAIN_C = """\
+#include "h.h"
+int mfun(int x)                 /* decl:mfun */
+{
+    return hfun(x) + 1;         /* body:mfun */
+}
+"""
+
+
+def _marker_lines(text: str) -> dict[str, int]:
+    return {m.group(1): n for n, line in enumerate(text.splitlines(), 1)
+            for m in [re.search(r"/\* (\w+:\w+) \*/", line)] if m}
+
+
+@pytest.mark.parametrize("target,flags", [("elf-x64", ["-gdwarf-5"]), ("elf-x64", ["-gdwarf-4"]),
+                                          ("elf-rv64", ["-gdwarf-4"]), ("macho-arm64", ["-g"]),
+                                          ("macho-x64", ["-gdwarf-5"])])
+def test_relative_directories_are_joined_to_the_compilation_directory(tmp_path, target, flags):
+    """``clang -Iinc -c src/m.c``: the line table names the directories
+    ``src`` and ``inc`` relative to DW_AT_comp_dir (DWARF 4 lists both as
+    include directories; DWARF 5 names the main file ``src/m.c`` in
+    directory 0 and the header in ``inc``). Every file gets its one absolute
+    path, whatever the version."""
+    tmp = str(tmp_path)
+    os.makedirs(os.path.join(tmp, "src"))
+    os.makedirs(os.path.join(tmp, "inc"))
+    with open(os.path.join(tmp, "inc", "h.h"), "w") as f:
+        f.write(HEADER_H)
+    path = compile_one(tmp, target, ["-O0", *flags, "-Iinc"], "src/m.c", MAIN_C)
+    root = os.path.realpath(tmp)          # what clang's getcwd() wrote as comp_dir
+    main_c, h_h = f"{root}/src/m.c", f"{root}/inc/h.h"
+    obj = load_object(path)
+    d = DebugInfo.from_object(obj, lambda si: 0x1000_0000 + 0x10_0000 * si)
+    assert d.available, d.reason
+    funcs = {f.name: f for f in d.functions()}
+    assert (funcs["mfun"].decl_file, funcs["mfun"].decl_line) == (main_c, 2)
+    assert (funcs["hfun"].decl_file, funcs["hfun"].decl_line) == (h_h, 1)
+    assert d.line_for(funcs["hfun"].low_pc).file == h_h
+    assert d.line_for(funcs["mfun"].low_pc).file == main_c
+    h_lines, m_lines = _marker_lines(HEADER_H), _marker_lines(MAIN_C)
+    for file, short, line, owner in ((h_h, "h.h", h_lines["body:hfun"], "hfun"),
+                                     (main_c, "src/m.c", m_lines["body:mfun"], "mfun")):
+        addrs = d.line_addresses(file, line)          # the absolute path
+        assert addrs and addrs == d.line_addresses(short, line), file
+        assert all(d.function_at(a).name == owner for a in addrs)
+    assert d.line_addresses(f"{root}/m.c", m_lines["body:mfun"]) == []
+
+
+# -- line-table sequences, on a hand-written line program ------------------------------
+
+def _uleb(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, v = v & 0x7F, v >> 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def _sleb(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, v = v & 0x7F, v >> 7
+        done = (v == 0 and not b & 0x40) or (v == -1 and b & 0x40)
+        out.append(b | (0 if done else 0x80))
+        if done:
+            return bytes(out)
+
+
+def _line_program_v4(dirs: list[str], files: list[tuple[str, int]], program: bytes) -> bytes:
+    """A DWARF 4 line program (32-bit format, one unit at offset 0)."""
+    lengths = bytes([0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1])      # opcodes 1..12
+    tables = b"".join(d.encode() + b"\0" for d in dirs) + b"\0"
+    tables += b"".join(n.encode() + b"\0" + _uleb(di) + b"\0\0" for n, di in files) + b"\0"
+    after_header_length = bytes([1, 1, 1, (-5) & 0xFF, 14, 13]) + lengths + tables
+    body = struct.pack("<H", 4) + struct.pack("<I", len(after_header_length)) \
+        + after_header_length + program
+    return struct.pack("<I", len(body)) + body
+
+
+class _Rows:
+    """Line-program opcodes."""
+
+    @staticmethod
+    def set_address(a: int) -> bytes:
+        return b"\0" + _uleb(9) + b"\x02" + struct.pack("<Q", a)
+
+    @staticmethod
+    def line(delta: int) -> bytes:           # DW_LNS_advance_line
+        return b"\x03" + _sleb(delta)
+
+    @staticmethod
+    def pc(delta: int) -> bytes:             # DW_LNS_advance_pc
+        return b"\x02" + _uleb(delta)
+
+    copy = b"\x01"                           # DW_LNS_copy: append a row
+    negate_stmt = b"\x06"
+    end_sequence = b"\0\x01\x01"
+
+
+def _with_line_program(x_path: str, data: bytes) -> DebugInfo:
+    """x.o with its line program replaced (DW_AT_stmt_list is 0)."""
+    x = load_object(x_path)
+    line = next(s for s in x.sections.values() if s.dwarf_name == "debug_line")
+    line.data, line.size, line.relocations = data, len(data), []
+    return DebugInfo.from_object(x, lambda si: 0x1000_0000)
+
+
+def test_rows_at_the_end_of_a_sequence_describe_no_code(build):
+    """A sequence ends at its end_sequence address, which belongs to whatever
+    comes next: a row written at that address (a ``.loc`` with no
+    instruction after it) is neither the line of that address nor an
+    is_stmt address of its line; a non-stmt row is found by line_for only."""
+    A, R = 0x1000_0100, _Rows
+    program = (R.set_address(A) + R.line(9) + R.copy                      # 10 at A
+               + R.pc(4) + R.line(1) + R.negate_stmt + R.copy             # 11 at A+4, not stmt
+               + R.pc(4) + R.line(1) + R.negate_stmt + R.copy             # 12 at A+8 = the end
+               + R.end_sequence
+               + R.set_address(A + 8) + R.line(19) + R.copy               # 20 at A+8
+               + R.pc(2) + R.end_sequence)
+    d = _with_line_program(build("elf-x64", "O0-dwarf4")[0],
+                           _line_program_v4([], [("x.c", 0)], program))
+    assert d.available, d.reason
+    assert [d.line_for(a) and d.line_for(a).line for a in (A - 1, A, A + 3, A + 4, A + 7, A + 8,
+                                                           A + 9, A + 10)] == \
+        [None, 10, 10, 11, 11, 20, 20, None]
+    assert d.line_addresses("x.c", 10) == [A] and d.line_addresses("x.c", 11) == []
+    assert d.line_addresses("x.c", 12) == []
+    assert d.line_addresses("x.c", 20) == [A + 8]
+    assert not d.warnings

@@ -299,24 +299,30 @@ class DebugInfo:
     def _file_table(self, cu, lineprog) -> list[str | None]:
         """File number -> path, for ``cu``'s line program (DWARF 5 numbers
         files from 0, earlier versions from 1; directory 0 is the
-        compilation directory in both)."""
+        compilation directory in both). A relative directory or file name
+        is relative to the compilation directory (DWARF 5 6.2.4 items 20
+        and 21; DWARF 4 6.2.4 items 11 and 12): ``clang -Iinc -c src/x.c``
+        writes ``inc`` and ``src``, which are joined to it, so one source
+        file has one path whatever the DWARF version."""
         table = self._file_tables.get(cu.cu_offset)
         if table is not None:
             return table
         header = lineprog.header
         version = header["version"]
         dirs = [_text(d) for d in header["include_directory"]]
-        comp_dir = _text(cu.get_top_DIE().attributes["DW_AT_comp_dir"].value) \
-            if "DW_AT_comp_dir" in cu.get_top_DIE().attributes else ""
+        top = cu.get_top_DIE()
+        comp_dir = _text(top.attributes["DW_AT_comp_dir"].value) \
+            if "DW_AT_comp_dir" in top.attributes else ""
+        if version >= 5 and dirs:
+            comp_dir = posixpath.join(comp_dir, dirs[0])     # dirs[0] *is* the comp dir
         table = [] if version >= 5 else [None]
         for entry in header["file_entry"]:
             name = _text(entry.name)
-            di = entry.dir_index
-            if version >= 5:
-                d = dirs[di] if di < len(dirs) else ""
-            else:
-                d = comp_dir if di == 0 else (dirs[di - 1] if di - 1 < len(dirs) else "")
-            table.append(name if posixpath.isabs(name) or not d else posixpath.join(d, name))
+            di = entry.dir_index if isinstance(entry.dir_index, int) else 0
+            # directory 0 is the compilation directory; DWARF 4 does not list it
+            i = di if version >= 5 else di - 1
+            d = dirs[i] if di and i < len(dirs) else ""
+            table.append(posixpath.join(comp_dir, d, name))
         self._file_tables[cu.cu_offset] = table
         return table
 
@@ -362,7 +368,9 @@ class DebugInfo:
                     path = path or f"<file #{fno}>"
                     if nxt > addr:     # of rows at one address, the last one wins
                         spans.append((addr, nxt, LineInfo(path, line, col)))
-                    if stmt and line:
+                    # a row at (or past) the end_sequence address describes no
+                    # code of this sequence: its address is the next sequence's
+                    if stmt and line and addr < end:
                         stmt_rows.append((path, line, addr))
             rows = []
 
