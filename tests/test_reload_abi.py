@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import subprocess
 
@@ -86,7 +87,16 @@ INTS16 = ", ".join(["int:4"] * 16)
 def expected(target: str) -> dict[str, str]:
     """name -> render() of its signature on ``target``."""
     cc = get_target(target).callconv.name
-    ld = 8 if target == "macho-arm64" else 16           # long double
+    # long double: x87 on x86-64, binary128 on Linux AArch64 and RISC-V,
+    # double on Apple arm64
+    ld = {"elf-x64": "x87:16", "macho-x64": "x87:16", "macho-arm64": "float:8"}.get(
+        target, "float:16")
+    # arguments narrower than int: the caller extends them everywhere but on
+    # Linux AArch64 (AAPCS64: the callee does), so their signedness is ABI;
+    # plain char is unsigned on Linux AArch64 and RISC-V
+    ext = target != "elf-aarch64"
+    boolean, char, ushort = ("bool", "uint" if target == "elf-rv64" else "int", "uint") \
+        if ext else ("int", "int", "int")
     sigs = {
         "f_void": "() -> void",
         "f_int_long": "(int:4, int:8) -> int:4",
@@ -94,14 +104,14 @@ def expected(target: str) -> dict[str, str]:
         "f_big": "(aggregate:8{i4x2@0}, ptr:8) -> aggregate:24{i1x24@0}",
         "f_variadic": "(ptr:8, ...) -> int:4",
         "f_qualified": "(int:8, ptr:8, int:4) -> int:8",
-        "f_enum": "(int:4, int:1, int:1, int:2, int:8) -> int:4",
+        "f_enum": f"(int:4, {boolean}:1, {char}:1, {ushort}:2, int:8) -> int:4",
         "f_callback": "(ptr:8, ptr:8, ptr:8) -> int:4",
         "f_static": "(int:4, float:8) -> int:4",
         "use_static": "(int:4) -> int:4",
         "f_layouts": "(aggregate:8{f4x2@0}, aggregate:24{i1@0,i4@4,i2x3@8,f8@16}, "
-                     "aggregate:8{b3@0,b5@3,i4@4}, aggregate:4{f4@0,i4@0}, vector:16) "
+                     "aggregate:8{b3@0,b5@3,i4@4}, aggregate:4{union@0,f4@0,i4@0}, vector:16) "
                      "-> aggregate:8{f4x2@0}",
-        "f_long_double": f"(float:{ld}, complex:16, complex:8) -> float:{ld}",
+        "f_long_double": f"({ld}, complex:16, complex:8) -> {ld}",
         # K&R: default argument promotions (float -> double, char -> int)
         "f_kr": "K&R(float:8, int:4) -> int:4",
         "f_kr0": "K&R() -> int:4",
@@ -540,7 +550,15 @@ def test_classifier_on_uncommon_shapes():
     enum = _Die("DW_TAG_enumeration_type", type=_Die("DW_TAG_base_type", encoding=7,
                                                      byte_size=2))
     assert c.classify(_Die("DW_TAG_typedef", type=_Die("DW_TAG_const_type", type=enum)),
-                      parameter=True) == (("int", 2), "")
+                      parameter=True) == (("uint", 2), "")
+    # ... which only matters where the caller extends narrow arguments
+    assert _Classifier(8, "aarch64", "linux").classify(enum, parameter=True) == (("int", 2), "")
+    assert _Classifier(8, "aarch64", "macos").classify(enum, parameter=True) == (("uint", 2), "")
+    # without an underlying type: unsigned unless an enumerator is negative
+    for values, cls in (((0, 1), "uint"), ((-1, 1), "int")):
+        bare = _Die("DW_TAG_enumeration_type", byte_size=1, children=[
+            _Die("DW_TAG_enumerator", const_value=v) for v in values])
+        assert c.classify(bare, parameter=True) == ((cls, 1), "")
     # const void (a typedef of a qualifier of nothing) is void
     assert c.classify(_Die("DW_TAG_const_type"), parameter=False) == (("void", 0), "")
     # a struct holding the array: its layout folds the run
@@ -556,3 +574,231 @@ def test_classifier_on_uncommon_shapes():
     # something without an ABI class
     assert c.classify(_Die("DW_TAG_string_type", byte_size=8), parameter=True) == \
         (("unknown", 8), "")
+
+
+# -- what the layout and the classes must see: changes that move arguments -----------------
+
+HIDDEN_OLD_C = """\
+struct flex { float x; };
+struct zero { float x; };
+struct uni { float a; };
+struct talign { long a, b; };
+struct malign { long a, b; };
+struct big { long a[10]; };
+struct atom { float a; float b; };
+int h_schar(signed char c) { return c; }
+int h_bool(_Bool b) { return b; }
+unsigned short h_ushort(short s) { return s; }
+int h_flex(struct flex s) { return (int)s.x; }
+int h_zero(struct zero s) { return (int)s.x; }
+int h_union(struct uni s) { return (int)s.a; }
+int h_talign(int a, struct talign s) { return a + (int)s.a; }
+int h_malign(int a, struct malign s) { return a + (int)s.a; }
+int h_big(struct big s) { return (int)s.a[0]; }
+int h_atomic(struct atom s) { return (int)s.a; }
+#if defined(__x86_64__) && defined(__SIZEOF_FLOAT128__)
+long double h_x87(long double x) { return x; }
+#endif
+"""
+
+# each function: the same C-level shape, a change the callers' code depends on
+HIDDEN_NEW_C = """\
+struct flex { float x; float f[]; };
+struct zero { float x; float f[0]; };
+union uni { float a; float b; };
+struct talign { long a, b; } __attribute__((aligned(16)));
+struct malign { _Alignas(16) long a; long b; };
+struct big { long a[10]; } __attribute__((aligned(16)));
+struct atom { _Atomic float a; float b; };
+int h_schar(unsigned char c) { return c; }
+int h_bool(unsigned char b) { return b; }
+short h_ushort(unsigned short s) { return s; }
+int h_flex(struct flex s) { return (int)s.x; }
+int h_zero(struct zero s) { return (int)s.x; }
+int h_union(union uni s) { return (int)s.a; }
+int h_talign(int a, struct talign s) { return a + (int)s.a; }
+int h_malign(int a, struct malign s) { return a + (int)s.a; }
+int h_big(struct big s) { return (int)s.a[0]; }
+int h_atomic(struct atom s) { return (int)s.a; }
+#if defined(__x86_64__) && defined(__SIZEOF_FLOAT128__)
+__float128 h_x87(__float128 x) { return x; }
+#endif
+"""
+
+
+def hidden_changes(target: str) -> dict[str, list[str]]:
+    """name -> differences() from HIDDEN_OLD_C to HIDDEN_NEW_C on ``target``
+    (DWARF 5); [] where the change is no ABI change there."""
+    def layout(what, size, old, new):
+        return [f"{what} layout: {old or 'none'} -> {new} "
+                f"(aggregate:{size}{old} -> aggregate:{size}{new})"]
+    ext = target != "elf-aarch64"        # the caller extends narrow arguments
+    out = {
+        "h_schar": ["arg 1 class: int -> uint (int:1 -> uint:1)"] if ext else [],
+        "h_bool": ["arg 1 class: bool -> uint (bool:1 -> uint:1)"] if ext else [],
+        "h_ushort": (["return class: uint -> int (uint:2 -> int:2)",
+                      "arg 1 class: int -> uint (int:2 -> uint:2)"] if ext else []),
+        "h_flex": layout("arg 1", 4, "{f4@0}", "{f4@0,flex@4}"),
+        "h_zero": layout("arg 1", 4, "{f4@0}", "{f4@0,zero@4}"),
+        "h_union": layout("arg 1", 4, "{f4@0}", "{union@0,f4@0}"),
+        "h_talign": layout("arg 2", 16, "{i8x2@0}", "{align16,i8x2@0}"),
+        "h_malign": layout("arg 2", 16, "{i8x2@0}", "{align16@0,i8x2@0}"),
+        # larger than LAYOUT_MAX_SIZE: only the alignment is left
+        "h_big": layout("arg 1", 80, "", "{align16}"),
+        "h_atomic": layout("arg 1", 8, "{f4x2@0}", "{atomic@0,f4x2@0}"),
+    }
+    if target == "elf-x64":             # Apple's clang has no __float128
+        out["h_x87"] = ["return class: x87 -> float (x87:16 -> float:16)",
+                        "arg 1 class: x87 -> float (x87:16 -> float:16)"]
+    return out
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_changes_that_move_arguments_are_seen(build, target):
+    """Each change keeps the C shape and the sizes but changes where or how
+    the caller passes the value (clang's lowering, checked below by
+    test_equal_signatures_are_lowered_alike): the extension of a narrow
+    integer, x87 against binary128, a flexible or zero-length array (no
+    x86-64 register, no AArch64 HFA, no RISC-V FP pair), a union (no RISC-V
+    FP pair), an aggregate's or a member's alignment (even register pairs,
+    the stack slot), an _Atomic member (x86-64 memory)."""
+    old = debug_of(build(target, ["-O0", "-gdwarf-5"], HIDDEN_OLD_C, "hidden_old.c"))
+    new = debug_of(build(target, ["-O0", "-gdwarf-5"], HIDDEN_NEW_C, "hidden_new.c"))
+    for name, diffs in hidden_changes(target).items():
+        a, b = signature_of(old, name), signature_of(new, name)
+        assert a is not None and b is not None, name
+        assert a.differences(b) == diffs, name
+        assert (a == b) == (not diffs), name
+
+
+# -- equal signatures must be equal calls: clang's own lowering as the oracle ---------------
+
+#: scalar and aggregate types whose passing differs in some way on some target
+ORACLE_TYPES = {
+    "bool": "_Bool", "char": "char", "schar": "signed char", "uchar": "unsigned char",
+    "short": "short", "ushort": "unsigned short", "int": "int", "uint": "unsigned",
+    "long": "long", "ulong": "unsigned long", "i128": "__int128", "float": "float",
+    "double": "double", "ldouble": "long double", "cfloat": "_Complex float",
+    "cdouble": "_Complex double", "es": "enum es", "en": "enum en", "eb": "enum eb",
+    "v4f": "v4f", "v4i": "v4i", "v2d": "v2d", "ptr": "int *",
+}
+ORACLE_STRUCTS = {          # name -> body (after "struct NAME {"), "union" bodies start with "|"
+    "f1": "float x; };", "f2": "float a, b; };", "f3": "float a, b, c; };",
+    "farr3": "float a[3]; };", "f4": "float a, b, c, d; };", "f5": "float a, b, c, d, e; };",
+    "d2": "double a, b; };", "df": "double a; float b; };", "fd": "float a; double b; };",
+    "fi": "float f; int i; };", "if_": "int i; float f; };", "dl": "double d; long l; };",
+    "ld": "long l; double d; };", "cf": "char c; float f; };", "i1": "int n; };",
+    "fflex": "float x; float f[]; };", "fzero": "float x; float f[0]; };",
+    "iflex": "int n; int f[]; };", "u_ff": "|float f; float g; };",
+    "u_fi": "|float f; int i; };", "nu_f": "union { float a; float b; } u; float c; };",
+    "l2": "long a, b; };", "l1pad": "long a; long pad; };",
+    "l2al": "long a, b; } __attribute__((aligned(16)));",
+    "l2mal": "_Alignas(16) long a; long b; };", "i128s": "__int128 x; };",
+    "c16": "char c[16]; };", "c16al": "char c[16]; } __attribute__((aligned(16)));",
+    "f2al": "float a, b; } __attribute__((aligned(16)));",
+    "f4al": "float a, b, c, d; } __attribute__((aligned(16)));",
+    "dmal": "_Alignas(16) double a; double b; };",
+    "ldbl": "long double x; };", "cflt": "_Complex float z; };", "v4fs": "v4f v; };",
+    "at3": "_Atomic int x; };", "atf2": "_Atomic float a; float b; };",
+    "big": "long a[10]; };", "bigal": "long a[10]; } __attribute__((aligned(16)));",
+}
+ORACLE_DECLS = """\
+enum es { ES_A, ES_B } __attribute__((packed));
+enum en { EN_A = -1, EN_B } __attribute__((packed));
+enum eb { EB_A = 1L << 40 };
+typedef float v4f __attribute__((vector_size(16)));
+typedef int v4i __attribute__((vector_size(16)));
+typedef double v2d __attribute__((vector_size(16)));
+"""
+ORACLE_SHAPES = {   # where the value goes: first registers, the stack, after the FP registers
+    "arg": "void F(int a0, T t) {}",
+    "stack": "void F(long a0, long a1, long a2, long a3, long a4, long a5, long a6, long a7, "
+             "T t, long z) {}",
+    "fpfull": "void F(double d0, double d1, double d2, double d3, double d4, double d5, "
+              "double d6, double d7, T t, double z) {}",
+    "ret": "T F(void) { T x; __builtin_memset(&x, 0, sizeof x); return x; }",
+}
+
+
+def _oracle_source(target: str) -> tuple[str, list[str]]:
+    types, structs = dict(ORACLE_TYPES), dict(ORACLE_STRUCTS)
+    if target == "elf-x64":             # binary128 next to x87 (Apple's clang has none)
+        types["f128"] = "__float128"
+        structs["f128s"] = "__float128 x; };"
+    decls = [ORACLE_DECLS]
+    for name, body in structs.items():
+        kind = "union" if body.startswith("|") else "struct"
+        decls.append(f"{kind} {name} {{ {body.lstrip('|')}")
+        types["S_" + name] = f"{kind} {name}"
+    names, funcs = [], []
+    for shape, template in ORACLE_SHAPES.items():
+        for t, ctype in types.items():
+            names.append(f"o_{shape}_{t}")
+            funcs.append(template.replace("F", names[-1]).replace("T", ctype))
+    return "\n".join(decls + funcs) + "\n", names
+
+
+def _vector_bytes(m) -> int:
+    """Size of the LLVM vector type matched as ``<N x T>``."""
+    bits = {"float": 32, "double": 64}.get(m.group(2)) or int(m.group(2)[1:])
+    return int(m.group(1)) * bits // 8
+
+
+def _lowered(ir: str, target: str) -> dict[str, str]:
+    """Function name -> its LLVM IR prototype after clang's ABI lowering,
+    names and ABI-neutral attributes removed."""
+    out = {}
+    for m in re.finditer(r"^define [^@]*@(\w+)\((.*)\).*\{$", ir, re.M):
+        text = m.group(0)
+        text = re.sub(r"%[\w.]+(?=[,)])", "", text)                       # parameter names
+        text = re.sub(r"\b(dso_local|noundef|nonnull|noalias|nocapture|readonly|"
+                      r"writeonly|local_unnamed_addr)\b", "", text)
+        text = re.sub(r"#\d+|dereferenceable\(\d+\)", "", text)
+        text = re.sub(r"%(struct|union)\.\w+", "%agg", text)
+        text = re.sub(r"@\w+", "@f", text)
+        # the sret pointer's alignment is the callee's business
+        text = re.sub(r"(sret\([^)]*\)) align \d+", r"\1", text)
+        # a vector travels by its size, whatever its elements
+        text = re.sub(r"<(\d+) x (i\d+|float|double)>", lambda v: f"<vector:{_vector_bytes(v)}>",
+                      text)
+        if target == "elf-aarch64":
+            # AAPCS64: the callee extends a narrow argument, so _Bool (i1)
+            # and char (i8) arrive alike
+            text = re.sub(r"\bi1\b", "i8", text)
+        out[m.group(1)] = " ".join(text.split())
+    return out
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_equal_signatures_are_lowered_alike(tmp_path, target):
+    """The dangerous direction of ABI equality, against an oracle that owes
+    nothing to DWARF: clang's own lowering of each prototype to LLVM IR
+    (which register class, coercion, byval and its alignment, sret,
+    sign/zero extension). Over many types, each passed first, on the stack,
+    after the FP registers and returned, two definitions whose signatures
+    compare equal must lower to the same prototype. Left out on purpose:
+    what DWARF cannot show (see the module doc of kitemu.reload.abi)."""
+    source, names = _oracle_source(target)
+    src = tmp_path / "oracle.c"
+    src.write_text(source)
+    t = get_target(target)
+    base = [CLANG, f"--target={t.triple}", "-ffreestanding", "-w", "-O0",
+            *_FORMAT_FLAGS[t.format]]
+    if t.arch.name == "aarch64":
+        base += ["-fno-global-isel", "-grecord-command-line"]
+    subprocess.run(base + ["-gdwarf-5", "-c", str(src), "-o", str(tmp_path / "oracle.o")],
+                   check=True)
+    ir = subprocess.run(base + ["-g0", "-S", "-emit-llvm", str(src), "-o", "-"], check=True,
+                        capture_output=True, text=True).stdout
+    lowered = _lowered(ir, target)
+    debug = debug_of(str(tmp_path / "oracle.o"))
+    groups: dict = {}
+    for name in names:
+        sig = signature_of(debug, name)
+        assert sig is not None and sig.reloadable, (name, sig and sig.problems)
+        groups.setdefault((name.split("_")[1], sig), {})[name] = lowered[name]
+    clashes = [f"{sig.render()}:\n" + "\n".join(f"    {n}: {p}" for n, p in members.items())
+               for (_, sig), members in groups.items() if len(set(members.values())) > 1]
+    assert not clashes, "equal signatures, different calls:\n" + "\n".join(clashes)
+    # and the oracle does tell types apart: most groups hold one type
+    assert len(groups) > 0.6 * len(names)

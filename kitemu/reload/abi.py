@@ -16,12 +16,23 @@ are stripped, then a type is one of:
 
 ``void``       no value (return only); size 0
 ``int``        integers of any size, ``_Bool``, characters, enums, fixed-point
+``uint``       an unsigned integer narrower than ``int`` (characters, enums
+               too), and
+``bool``       ``_Bool``, where the caller extends narrow arguments and the
+               callee relies on it (clang on x86-64, Apple arm64 and RISC-V:
+               ``signext``/``zeroext``): ``int f(signed char)`` and ``int
+               f(unsigned char)`` receive -1 as different register values.
+               On Linux AArch64 the callee extends (AAPCS64) and all three
+               are ``int``
 ``ptr``        object and function pointers, C++ references; an array or a
                function *parameter* decays to a pointer (clang usually writes
                the decayed pointer type already)
-``float``      ``float``, ``double``, ``long double`` (sized: 16 on x86-64
-               and on Linux AArch64/RISC-V, 8 on Apple arm64), imaginary and
-               decimal floating types
+``float``      ``float``, ``double``, ``long double`` where it is binary128
+               (16 on Linux AArch64/RISC-V) or double (8 on Apple arm64),
+               ``__float128``, imaginary and decimal floating types
+``x87``        x86-64 ``long double`` (16): the x87 format goes in memory
+               and comes back in ``st(0)``; ``__float128`` travels in SSE
+               registers
 ``complex``    ``_Complex`` (DW_ATE_complex_float), sized
 ``vector``     GNU vector types (``__attribute__((vector_size(N)))``), which
                travel in vector registers, unlike arrays
@@ -37,12 +48,31 @@ architectures ``struct {int a, b;}`` travels in integer registers and
 HFA, RISC-V LP64D flattening), although both are ``aggregate:8``. So every
 aggregate of at most :data:`LAYOUT_MAX_SIZE` bytes also has a *layout*, part
 of the signature and of its equality: its scalar leaves in offset order, as
-``<letter><size>@<offset>`` (i int, p ptr, f float, c complex, v vector,
-u unknown), runs of equal adjacent leaves folded to ``<letter><size>x<count>
-@<offset>``, bit-fields as ``b<bits>@<bit offset>``:
-``struct {int a; float b[2];}`` is ``{i4@0,f4x2@4}``. Larger aggregates go
-in memory / by reference on every supported ABI whatever their contents,
-so their layout is ``""``. (A C++ class passed by invisible reference,
+``<letter><size>@<offset>`` (i int/uint/bool, p ptr, f float, x x87, c
+complex, v vector, u unknown), runs of equal adjacent leaves folded to
+``<letter><size>x<count>@<offset>``, bit-fields as ``b<bits>@<bit offset>``:
+``struct {int a; float b[2];}`` is ``{i4@0,f4x2@4}``. Leaves are not
+enough: marks, before the leaves at their offset, record what clang's
+classification also looks at (``tests/test_reload_abi.py`` checks them
+against clang's own lowering):
+
+* ``flex@<offset>`` a flexible array member, ``zero@<offset>`` a GNU
+  zero-length array: no room, but a struct with a flexible array goes in
+  memory on x86-64, and neither kind may be in an AArch64 HFA (nor the
+  first in a RISC-V floating-point pair);
+* ``union@<offset>``: RISC-V never passes a union in FP registers;
+* ``align<N>`` the aggregate's own alignment attribute,
+  ``align<N>@<offset>`` a member's (``_Alignas``, an aligned typedef or
+  nested type): 16-byte alignment takes an even register pair (AArch64,
+  RISC-V) and a 16-aligned stack slot (x86-64, AArch64 HFAs); Linux
+  AArch64 ignores the first kind for passing, so the two are told apart;
+* ``atomic@<offset>``: an ``_Atomic`` member or aggregate (x86-64 passes it
+  in memory; DWARF 5 only, see below).
+
+Larger aggregates go in memory / by reference on every supported ABI
+whatever their contents, so their layout is ``""``, or ``{align<N>}`` for
+the largest alignment asked for anywhere in them (which places them on the
+x86-64 stack). (A C++ class passed by invisible reference,
 DW_CC_pass_by_reference, has the layout ``byref``.)
 
 Finding the definition
@@ -115,6 +145,20 @@ Decisions
   ``DW_AT_ranges`` is not listed by ``DebugInfo.functions()`` and so is not
   found (clang does not split C functions at these settings).
 * Argument numbers in messages are 1-based (``arg 1`` is the first).
+* **What DWARF does not show**, so signatures cannot tell apart (clang
+  14): ``_Atomic`` in DWARF 4 (the default on Darwin: no
+  DW_TAG_atomic_type; an ``_Atomic`` member sends an x86-64 struct to
+  memory); ``__attribute__((packed))`` that only lowers the alignment
+  (``struct {__int128 x;} __attribute__((packed))`` leaves the AArch64 and
+  RISC-V even register pair); the aligned attribute of a typedef of an
+  aggregate (no DW_AT_alignment on DW_TAG_typedef); a member's
+  ``_Alignas(16)`` against a member of a 16-aligned typedef (the same
+  DW_AT_alignment; AArch64 aligns the stack slot of an HFA for the first
+  only); ``_Complex long double`` against ``_Complex __float128`` on
+  x86-64 (both ``complex``, 32 bytes; returned in ``st(0)``/``st(1)``
+  against memory); and compilation flags that change the ABI without a
+  trace in the types (``-mlong-double-128``, ``-mavx`` for 32-byte
+  vectors).
 
 Everything about one definition is computed once per :class:`DebugInfo`
 (a weak cache), so asking again is a dictionary lookup.
@@ -144,12 +188,19 @@ LAYOUT_MAX_SIZE = 64
 
 VOID, INT, PTR, FLOAT, COMPLEX, VECTOR, AGGREGATE, UNKNOWN = (
     "void", "int", "ptr", "float", "complex", "vector", "aggregate", "unknown")
+#: integers narrower than int that the caller zero-extends (``uint``) and
+#: ``_Bool`` (``bool``), where the caller's extension is part of the ABI
+UINT, BOOL = "uint", "bool"
+#: x86-64 ``long double``: the x87 80-bit format, passed in memory and
+#: returned in ``st(0)``, unlike the IEEE binary128 ``__float128`` (SSE)
+X87 = "x87"
+_INTEGERS = (INT, UINT, BOOL)
 
 #: C's int on every supported target, for the default argument promotions
 _C_INT_SIZE = 4
 
-_LEAF_LETTER = {INT: "i", PTR: "p", FLOAT: "f", COMPLEX: "c", VECTOR: "v", UNKNOWN: "u",
-                AGGREGATE: "a"}
+_LEAF_LETTER = {INT: "i", UINT: "i", BOOL: "i", PTR: "p", FLOAT: "f", X87: "x", COMPLEX: "c",
+                VECTOR: "v", UNKNOWN: "u", AGGREGATE: "a"}
 
 
 class AbiType(NamedTuple):
@@ -384,12 +435,21 @@ def _type_of(die):
 
 def _strip(die):
     """``die`` without typedefs and qualifiers (None: void)."""
+    return _strip_noting_atomic(die)[0]
+
+
+def _strip_noting_atomic(die):
+    """(``die`` without typedefs and qualifiers, whether ``_Atomic`` was
+    among them). DWARF 5 only: DWARF 4 has no DW_TAG_atomic_type, and clang
+    drops the qualifier."""
+    atomic = False
     for _ in range(_MAX_CHAIN):
         if die is None or die.tag not in _QUALIFIERS:
-            return die
+            return die, atomic
+        atomic = atomic or die.tag == "DW_TAG_atomic_type"
         die = die.get_DIE_from_attribute("DW_AT_type") if "DW_AT_type" in die.attributes \
             else None
-    return die
+    return die, atomic
 
 
 def _uleb(data: list[int]) -> int:
@@ -417,14 +477,21 @@ def _member_offset(attrs) -> int:
 
 
 class _Classifier:
-    """Classes, sizes and layouts of the types of one compilation unit."""
+    """Classes, sizes and layouts of the types of one compilation unit, for
+    one target (``arch``, ``os``: what its ABI makes of a type)."""
 
-    def __init__(self, address_size: int):
+    def __init__(self, address_size: int, arch: str = "", os: str = ""):
         self.address_size = address_size
+        # the caller sign- or zero-extends an argument narrower than int and
+        # the callee relies on it (clang on x86-64, Apple arm64, RISC-V);
+        # AAPCS64 leaves the upper bits unspecified: the callee extends
+        self.caller_extends = not (arch == "aarch64" and os == "linux")
+        self.x87 = arch == "x64"
 
     def classify(self, die, parameter: bool) -> tuple[AbiType, str]:
         """(class and size, layout) of type DIE ``die`` (None: void). A
         ``parameter``'s array or function type decays to a pointer."""
+        declared = die
         die = _strip(die)
         if die is None:
             return AbiType(VOID, 0), ""
@@ -434,32 +501,50 @@ class _Classifier:
             if die.attributes.get("DW_AT_calling_convention") is not None and \
                     die.attributes["DW_AT_calling_convention"].value == _DW_CC_PASS_BY_REFERENCE:
                 return AbiType(AGGREGATE, size), "byref"
-            layout = self.layout(die) if size <= LAYOUT_MAX_SIZE else ""
-            return AbiType(AGGREGATE, size), layout
+            return AbiType(AGGREGATE, size), self.layout(declared, size)
         if tag == "DW_TAG_array_type" and "DW_AT_GNU_vector" not in die.attributes and parameter:
             return AbiType(PTR, self.address_size), ""
         if tag == "DW_TAG_subroutine_type" and parameter:
             return AbiType(PTR, self.address_size), ""
         return AbiType(self.scalar_class(die), self.size(die)), ""
 
-    def scalar_class(self, die) -> str:
+    def scalar_class(self, die, depth: int = 0) -> str:
         tag = die.tag
         if tag == "DW_TAG_base_type":
-            enc = _ATE.get(die.attributes["DW_AT_encoding"].value) \
-                if "DW_AT_encoding" in die.attributes else None
+            attrs = die.attributes
+            enc = _ATE.get(attrs["DW_AT_encoding"].value) if "DW_AT_encoding" in attrs else None
+            if enc == "DW_ATE_float" and self.x87 and self.size(die) > 8 and \
+                    _text(attrs["DW_AT_name"].value if "DW_AT_name" in attrs else "") \
+                    not in _IEEE_QUAD_NAMES:
+                return X87
             if enc in ("DW_ATE_float", "DW_ATE_imaginary_float", "DW_ATE_decimal_float"):
                 return FLOAT
             if enc == "DW_ATE_complex_float":
                 return COMPLEX
             if enc == "DW_ATE_address":
                 return PTR
-            if enc in ("DW_ATE_signed", "DW_ATE_unsigned", "DW_ATE_signed_char",
-                       "DW_ATE_unsigned_char", "DW_ATE_boolean", "DW_ATE_UTF", "DW_ATE_UCS",
-                       "DW_ATE_ASCII", "DW_ATE_signed_fixed", "DW_ATE_unsigned_fixed"):
+            narrow = self.caller_extends and self.size(die) < _C_INT_SIZE
+            if enc == "DW_ATE_boolean":
+                return BOOL if narrow else INT
+            if enc in ("DW_ATE_unsigned", "DW_ATE_unsigned_char", "DW_ATE_UTF", "DW_ATE_UCS",
+                       "DW_ATE_ASCII", "DW_ATE_unsigned_fixed"):
+                return UINT if narrow else INT
+            if enc in ("DW_ATE_signed", "DW_ATE_signed_char", "DW_ATE_signed_fixed"):
                 return INT
             return UNKNOWN
         if tag == "DW_TAG_enumeration_type":
-            return INT
+            # the extension is that of the underlying type (clang names it)
+            under = _strip(_type_of(die))
+            if under is not None and under.tag == "DW_TAG_base_type" and depth < _MAX_DEPTH:
+                cls = self.scalar_class(under, depth + 1)
+                if cls in _INTEGERS:
+                    return cls
+            negative = any(isinstance(k.attributes["DW_AT_const_value"].value, int)
+                           and k.attributes["DW_AT_const_value"].value < 0
+                           for k in die.iter_children() if k.tag == "DW_TAG_enumerator"
+                           and "DW_AT_const_value" in k.attributes)
+            narrow = self.caller_extends and self.size(die) < _C_INT_SIZE
+            return UINT if narrow and not negative else INT
         if tag in _POINTERS or tag == "DW_TAG_unspecified_type":   # C++ nullptr_t
             return PTR
         if tag == "DW_TAG_array_type" and "DW_AT_GNU_vector" in die.attributes:
@@ -479,43 +564,60 @@ class _Classifier:
         if tag in _POINTERS or tag in ("DW_TAG_subroutine_type", "DW_TAG_unspecified_type"):
             return self.address_size
         if tag == "DW_TAG_array_type":
-            return self.count(die) * self.size(_type_of(die), depth + 1)
+            return (self.count(die) or 0) * self.size(_type_of(die), depth + 1)
         if tag == "DW_TAG_enumeration_type":      # no size: that of the underlying type
             return self.size(_type_of(die), depth + 1)
         return 0
 
     @staticmethod
-    def count(array) -> int:
-        """Number of elements of an array (all dimensions); 0 if unknown
-        (a flexible array member)."""
+    def count(array) -> int | None:
+        """Number of elements of an array (all dimensions); None if a
+        dimension has no bound (a flexible array member)."""
         n = 1
-        dims = 0
         for sub in array.iter_children():
             if sub.tag != "DW_TAG_subrange_type":
                 continue
-            dims += 1
             attrs = sub.attributes
             if "DW_AT_count" in attrs and isinstance(attrs["DW_AT_count"].value, int):
                 n *= attrs["DW_AT_count"].value
             elif "DW_AT_upper_bound" in attrs and isinstance(attrs["DW_AT_upper_bound"].value, int):
                 lower = attrs["DW_AT_lower_bound"].value if "DW_AT_lower_bound" in attrs else 0
-                n *= attrs["DW_AT_upper_bound"].value - lower + 1
+                # GCC writes a zero-length array as upper bound -1
+                n *= max(0, attrs["DW_AT_upper_bound"].value - lower + 1)
             else:
-                return 0
-        return n if dims else 0
+                return None
+        return n
 
     # -- layouts ----------------------------------------------------------------------
-    def layout(self, die) -> str:
+    def layout(self, die, size: int) -> str:
+        """The layout of aggregate type DIE ``die`` (qualifiers and typedefs
+        not yet stripped) of ``size`` bytes: its leaves and marks when it is
+        small enough to travel in registers; of a larger one, which goes in
+        memory or by reference whatever it holds, only its alignment (which
+        places it on the x86-64 stack), if one was asked for."""
         leaves: list[tuple[int, str, int]] = []      # (offset in bits, kind, size)
-        self._leaves(die, 0, leaves, 0)
+        self._leaves(die, 0, leaves, 0, top=True)
+        if size > LAYOUT_MAX_SIZE:
+            align = max((int(kind[len("align"):]) for _, kind, n in leaves
+                         if n == _MARK and kind.startswith("align")), default=0)
+            return f"{{align{align}}}" if align else ""
         return "{" + ",".join(_fold(leaves)) + "}"
 
-    def _leaves(self, die, offset: int, out: list, depth: int) -> None:
-        die = _strip(die)
+    def _leaves(self, die, offset: int, out: list, depth: int, top: bool = False) -> None:
+        die, atomic = _strip_noting_atomic(die)
         if die is None or depth > _MAX_DEPTH or len(out) > _MAX_LEAVES:
             return
+        if atomic:       # an _Atomic member or aggregate: x86-64 passes it in memory
+            out.append((offset * 8, "atomic", _MARK))
         tag = die.tag
         if tag in _AGGREGATES:
+            align = die.attributes.get("DW_AT_alignment")
+            if align is not None and isinstance(align.value, int):
+                # an aggregate's own alignment attribute counts differently
+                # from its members' (AArch64 Linux ignores it for passing)
+                out.append((-1 if top else offset * 8, f"align{align.value}", _MARK))
+            if tag == "DW_TAG_union_type":       # RISC-V never flattens a union
+                out.append((offset * 8, "union", _MARK))
             for member in die.iter_children():
                 if member.tag not in ("DW_TAG_member", "DW_TAG_inheritance"):
                     continue
@@ -523,6 +625,11 @@ class _Classifier:
                 if "DW_AT_declaration" in attrs or "DW_AT_external" in attrs:
                     continue                      # a C++ static data member
                 mtype = _type_of(member)
+                moff = _member_offset(attrs)
+                if "DW_AT_alignment" in attrs and isinstance(attrs["DW_AT_alignment"].value, int):
+                    # _Alignas, or a member of an aligned typedef
+                    out.append(((offset + moff) * 8, f"align{attrs['DW_AT_alignment'].value}",
+                                _MARK))
                 if "DW_AT_bit_size" in attrs:
                     bits = attrs["DW_AT_bit_size"].value
                     if "DW_AT_data_bit_offset" in attrs:         # DWARF 4+ style
@@ -532,15 +639,23 @@ class _Classifier:
                             else self.size(mtype)
                         bit_offset = attrs["DW_AT_bit_offset"].value \
                             if "DW_AT_bit_offset" in attrs else 0
-                        pos = _member_offset(attrs) * 8 + storage * 8 - bit_offset - bits
-                    out.append((offset * 8 + pos, f"b{bits}", 0))     # size 0: a bit-field
+                        pos = moff * 8 + storage * 8 - bit_offset - bits
+                    out.append((offset * 8 + pos, f"b{bits}", _BITS))
                     continue
-                self._leaves(mtype, offset + _member_offset(attrs), out, depth + 1)
+                self._leaves(mtype, offset + moff, out, depth + 1)
             return
         if tag == "DW_TAG_array_type" and "DW_AT_GNU_vector" not in die.attributes:
+            n = self.count(die)
+            if not n:
+                # a flexible array member (GNU: or one of length 0) takes no
+                # room but is no nothing: x86-64 passes a struct with a
+                # flexible array in memory, and neither kind of array may be
+                # in an AArch64 HFA or a RISC-V floating-point struct
+                out.append((offset * 8, "flex" if n is None else "zero", _MARK))
+                return
             elem = _type_of(die)
             esize = self.size(elem)
-            for i in range(min(self.count(die), _MAX_LEAVES) if esize else 0):
+            for i in range(min(n, _MAX_LEAVES) if esize else 0):
                 self._leaves(elem, offset + i * esize, out, depth + 1)
             return
         size = self.size(die)
@@ -548,18 +663,31 @@ class _Classifier:
             out.append((offset * 8, _LEAF_LETTER[self.scalar_class(die)], size))
 
 
+#: the names of IEEE binary128 floating types (x86-64 ``long double`` is x87)
+_IEEE_QUAD_NAMES = frozenset({"__float128", "_Float128"})
+
+#: leaf sizes of the entries of a layout that are not scalar leaves
+_BITS, _MARK = 0, -1
+
+
 def _fold(leaves: list[tuple[int, str, int]]) -> list[str]:
     """Leaves ``(bit offset, kind, size)`` in offset order (duplicates, from
     union members, once), runs of one kind at consecutive offsets folded:
-    ``i1x24@0``. Offsets are printed in bytes, a bit-field's in bits."""
+    ``i1x24@0``. Offsets are printed in bytes, a bit-field's in bits. Marks
+    (size ``_MARK``) come before the leaves at their offset and have no
+    size: ``union@0``, ``flex@4``, ``zero@4``, ``atomic@0``, ``align16@0``
+    (a member's), ``align16`` (the aggregate's own)."""
     parts: list[str] = []
     run = None                      # [byte offset, kind, size, count]
-    for bitpos, kind, size in sorted(set(leaves)):
-        if size == 0:               # a bit-field
+    for bitpos, kind, size in sorted(set(leaves), key=lambda x: (x[0], x[2] != _MARK, x)):
+        if size <= 0:               # a bit-field or a mark
             if run:
                 parts.append(_run_text(run))
                 run = None
-            parts.append(f"{kind}@{bitpos}")
+            if size == _BITS:
+                parts.append(f"{kind}@{bitpos}")
+            else:
+                parts.append(kind if bitpos < 0 else f"{kind}@{bitpos // 8}")
             continue
         off = bitpos // 8
         if run and run[1] == kind and run[2] == size and off == run[0] + run[2] * run[3]:
@@ -680,7 +808,7 @@ def _build(die, f: FunctionInfo, t: Target) -> AbiSignature:
         else None
     language = _LANG.get(lang_value, f"DW_LANG_{lang_value:#x}") if lang_value is not None \
         else ""
-    classifier = _Classifier(die.cu.header["address_size"])
+    classifier = _Classifier(die.cu.header["address_size"], t.arch.name, t.host_os)
 
     ret, ret_layout = classifier.classify(_type_of(die), parameter=False)
     # parameters: the last DIE of the chain that lists any (the complete one)
@@ -742,7 +870,7 @@ def _doubts(chain, top, t: Target) -> tuple[str, ...]:
 def _promoted(a: AbiType) -> AbiType:
     """C's default argument promotions (C11 6.5.2.2p6): what the definition
     of an unprototyped function really receives."""
-    if a.cls == INT and a.size < _C_INT_SIZE:
+    if a.cls in _INTEGERS and a.size < _C_INT_SIZE:
         return AbiType(INT, _C_INT_SIZE)
     if a.cls == FLOAT and a.size == 4:
         return AbiType(FLOAT, 8)
