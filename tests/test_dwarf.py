@@ -447,15 +447,21 @@ def _marker_lines(text: str) -> dict[str, int]:
             for m in [re.search(r"/\* (\w+:\w+) \*/", line)] if m}
 
 
+RELATIVE_COMP_DIR = "-fdebug-compilation-dir=."
+
+
 @pytest.mark.parametrize("target,flags", [("elf-x64", ["-gdwarf-5"]), ("elf-x64", ["-gdwarf-4"]),
                                           ("elf-rv64", ["-gdwarf-4"]), ("macho-arm64", ["-g"]),
-                                          ("macho-x64", ["-gdwarf-5"])])
+                                          ("macho-x64", ["-gdwarf-5"]),
+                                          ("elf-x64", ["-gdwarf-5", RELATIVE_COMP_DIR]),
+                                          ("elf-aarch64", ["-gdwarf-4", RELATIVE_COMP_DIR])])
 def test_relative_directories_are_joined_to_the_compilation_directory(tmp_path, target, flags):
     """``clang -Iinc -c src/m.c``: the line table names the directories
     ``src`` and ``inc`` relative to DW_AT_comp_dir (DWARF 4 lists both as
     include directories; DWARF 5 names the main file ``src/m.c`` in
-    directory 0 and the header in ``inc``). Every file gets its one absolute
-    path, whatever the version."""
+    directory 0 and the header in ``inc``). Every file gets its one
+    absolute path, whatever the version; with a relative compilation
+    directory (``.``), one normalized relative path."""
     tmp = str(tmp_path)
     os.makedirs(os.path.join(tmp, "src"))
     os.makedirs(os.path.join(tmp, "inc"))
@@ -464,6 +470,8 @@ def test_relative_directories_are_joined_to_the_compilation_directory(tmp_path, 
     path = compile_one(tmp, target, ["-O0", *flags, "-Iinc"], "src/m.c", MAIN_C)
     root = os.path.realpath(tmp)          # what clang's getcwd() wrote as comp_dir
     main_c, h_h = f"{root}/src/m.c", f"{root}/inc/h.h"
+    if RELATIVE_COMP_DIR in flags:
+        main_c, h_h = "src/m.c", "inc/h.h"
     obj = load_object(path)
     d = DebugInfo.from_object(obj, lambda si: 0x1000_0000 + 0x10_0000 * si)
     assert d.available, d.reason

@@ -303,7 +303,7 @@ class DebugInfo:
         is relative to the compilation directory (DWARF 5 6.2.4 items 20
         and 21; DWARF 4 6.2.4 items 11 and 12): ``clang -Iinc -c src/x.c``
         writes ``inc`` and ``src``, which are joined to it, so one source
-        file has one path whatever the DWARF version."""
+        file has one (normalized) path whatever the DWARF version."""
         table = self._file_tables.get(cu.cu_offset)
         if table is not None:
             return table
@@ -322,7 +322,7 @@ class DebugInfo:
             # directory 0 is the compilation directory; DWARF 4 does not list it
             i = di if version >= 5 else di - 1
             d = dirs[i] if di and i < len(dirs) else ""
-            table.append(posixpath.join(comp_dir, d, name))
+            table.append(posixpath.normpath(posixpath.join(comp_dir, d, name)))
         self._file_tables[cu.cu_offset] = table
         return table
 
