@@ -585,6 +585,7 @@ struct uni { float a; };
 struct talign { long a, b; };
 struct malign { long a, b; };
 struct big { long a[10]; };
+struct big2 { char a[600], b[408]; struct { long x, pad; } in; };
 struct atom { float a; float b; };
 int h_schar(signed char c) { return c; }
 int h_bool(_Bool b) { return b; }
@@ -595,6 +596,7 @@ int h_union(struct uni s) { return (int)s.a; }
 int h_talign(int a, struct talign s) { return a + (int)s.a; }
 int h_malign(int a, struct malign s) { return a + (int)s.a; }
 int h_big(struct big s) { return (int)s.a[0]; }
+int h_big2(struct big2 s) { return (int)s.in.x; }
 int h_atomic(struct atom s) { return (int)s.a; }
 #if defined(__x86_64__) && defined(__SIZEOF_FLOAT128__)
 long double h_x87(long double x) { return x; }
@@ -609,6 +611,7 @@ union uni { float a; float b; };
 struct talign { long a, b; } __attribute__((aligned(16)));
 struct malign { _Alignas(16) long a; long b; };
 struct big { long a[10]; } __attribute__((aligned(16)));
+struct big2 { char a[600], b[408]; struct { _Alignas(16) long x; long pad; } in; };
 struct atom { _Atomic float a; float b; };
 int h_schar(unsigned char c) { return c; }
 int h_bool(unsigned char b) { return b; }
@@ -619,6 +622,7 @@ int h_union(union uni s) { return (int)s.a; }
 int h_talign(int a, struct talign s) { return a + (int)s.a; }
 int h_malign(int a, struct malign s) { return a + (int)s.a; }
 int h_big(struct big s) { return (int)s.a[0]; }
+int h_big2(struct big2 s) { return (int)s.in.x; }
 int h_atomic(struct atom s) { return (int)s.a; }
 #if defined(__x86_64__) && defined(__SIZEOF_FLOAT128__)
 __float128 h_x87(__float128 x) { return x; }
@@ -645,6 +649,8 @@ def hidden_changes(target: str) -> dict[str, list[str]]:
         "h_malign": layout("arg 2", 16, "{i8x2@0}", "{align16@0,i8x2@0}"),
         # larger than LAYOUT_MAX_SIZE: only the alignment is left
         "h_big": layout("arg 1", 80, "", "{align16}"),
+        # a nested member's, however far in (1024 bytes either way)
+        "h_big2": layout("arg 1", 1024, "", "{align16}"),
         "h_atomic": layout("arg 1", 8, "{f4x2@0}", "{atomic@0,f4x2@0}"),
     }
     if target == "elf-x64":             # Apple's clang has no __float128

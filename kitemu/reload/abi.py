@@ -595,13 +595,30 @@ class _Classifier:
         small enough to travel in registers; of a larger one, which goes in
         memory or by reference whatever it holds, only its alignment (which
         places it on the x86-64 stack), if one was asked for."""
+        if size > LAYOUT_MAX_SIZE:
+            align = self._explicit_alignment(die, 0)
+            return f"{{align{align}}}" if align else ""
         leaves: list[tuple[int, str, int]] = []      # (offset in bits, kind, size)
         self._leaves(die, 0, leaves, 0, top=True)
-        if size > LAYOUT_MAX_SIZE:
-            align = max((int(kind[len("align"):]) for _, kind, n in leaves
-                         if n == _MARK and kind.startswith("align")), default=0)
-            return f"{{align{align}}}" if align else ""
         return "{" + ",".join(_fold(leaves)) + "}"
+
+    def _explicit_alignment(self, die, depth: int) -> int:
+        """The largest DW_AT_alignment of an aggregate type, of its members
+        and of their types, at any depth (0: none); an array counts once."""
+        die = _strip(die)
+        while die is not None and die.tag == "DW_TAG_array_type" and depth <= _MAX_DEPTH:
+            die, depth = _strip(_type_of(die)), depth + 1
+        if die is None or die.tag not in _AGGREGATES or depth > _MAX_DEPTH:
+            return 0
+        found = [die.attributes["DW_AT_alignment"].value] \
+            if "DW_AT_alignment" in die.attributes else []
+        for member in die.iter_children():
+            if member.tag != "DW_TAG_member":
+                continue
+            if "DW_AT_alignment" in member.attributes:
+                found.append(member.attributes["DW_AT_alignment"].value)
+            found.append(self._explicit_alignment(_type_of(member), depth + 1))
+        return max((a for a in found if isinstance(a, int)), default=0)
 
     def _leaves(self, die, offset: int, out: list, depth: int, top: bool = False) -> None:
         die, atomic = _strip_noting_atomic(die)
