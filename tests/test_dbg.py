@@ -315,3 +315,27 @@ def test_native_backend_debugging(game):
     assert "game.c:4" in lines[8]                                              # next in score
     assert "in main$body$0" in lines[10] and "game.c:11" in lines[10]          # finish
     assert lines[-1] == "[program exited with code 60]"
+
+
+@pytest.mark.parametrize("target", ["elf-x64", "elf-aarch64"])
+def test_line_steps_never_stop_on_line_zero(target):
+    """At -O2 clang writes line-0 rows (code of no particular line); `next`
+    steps through them, as gdb does, and only stops on real lines."""
+    from pathlib import Path
+    src = Path(__file__).resolve().parent.parent / "corpus" / "args" / "main.c"
+    s = Session(target, indirect=INDIRECT_EXPORTED_FUNCS, cflags=["-g"], opt="-O2")
+    s.append(src)
+    dbg = Debugger(s)
+    dbg.break_at("main")
+    lines = []
+
+    def on_stop(event):
+        while event is not None and event.kind in ("breakpoint", "step"):
+            lines.append(event.where.line)
+            if len(lines) > 40:
+                return
+            event = dbg.next()
+
+    dbg.run("main", ["one", "two"], on_stop=on_stop)
+    assert len(lines) > 3 and 0 not in lines, lines
+    s.free()

@@ -380,10 +380,12 @@ class Debugger:
                 if self._in_trampoline(pc):
                     continue
                 line = self._line_of(pc)
-                if into and line is not None:
+                if into and line is not None and line[1] != 0:
                     return event
                 return self._run_to(pending_ret, origin, into)
             line = self._line_of(pc)
+            if line is not None and line[1] == 0:
+                continue                           # line 0: code of no line (-O2), step on
             if line is not None and line != origin:
                 return event
             if line is None and origin is not None and not self._in_trampoline(pc):
@@ -403,7 +405,7 @@ class Debugger:
             if pc == ret and self._sp() >= sp:
                 self._disarm_temp(ret)
                 line = self._line_of(pc)
-                if line is not None and line != origin:
+                if line is not None and line[1] != 0 and line != origin:
                     return StopEvent("step", pc, host=self.adapter.step(pc), where=self.where(pc))
                 return self._line_loop(origin, into)
             return None                            # a deeper recursion reached ret: run on
