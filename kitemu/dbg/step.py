@@ -51,9 +51,10 @@ GDB has none for RISC-V):
 * **x86-64** -- RIP-relative operands: the disp32 is re-encoded relative to
   the copy when the scratch page can reach the operand; otherwise ModRM is
   rewritten to ``[reg + disp32]`` through a register the instruction does not
-  touch (capstone's implicit + explicit register access), loaded with
-  ``from + len`` and given back afterwards (not for VEX/EVEX/XOP encodings:
-  those fall back). Relative ``jmp``/``jcc``/``loop``/``jrcxz``/``call``:
+  touch (capstone's implicit + explicit register access; rsi/rdi/rbp first,
+  as no ModRM instruction uses them implicitly), loaded with ``from + len``
+  and given back afterwards (REX.B, or the inverted B of VEX/EVEX/XOP,
+  cleared so the base is that low register). Relative ``jmp``/``jcc``/``loop``/``jrcxz``/``call``:
   rel8/rel32 re-encoded to pad T; ``call`` pushes the copy's return address,
   which is then overwritten with the ORIGINAL one (``from + len``). ``ret``
   (and ``ret imm16``), ``jmp``/``call`` through a register or memory: run in
@@ -305,7 +306,8 @@ class Stepper:
         code = plan.copy + trap + trap
         m.write_raw(scratch, code)
         m.flush_code(scratch, len(code))
-        saved = m.save_context()
+        # what the registers set for the copy held (given back if the copy faults)
+        before_pre = [(reg, m.reg(reg)) for reg, _ in plan.pre]
         for reg, value in plan.pre:
             m.set_reg(reg, value)
         m.set_reg(cc.pc, scratch)
@@ -332,8 +334,13 @@ class Stepper:
             if fault is None:                        # the time limit was used up already
                 fault = CpuFault("timeout", None, None, scratch, "time limit reached")
             if scratch <= fault.pc <= scratch + max(plan.size, 4):
-                # inside the copy: nothing happened; report the original address
-                m.restore_context(saved)
+                # inside the copy: report the original address. Faults are
+                # precise except for what a `rep` string instruction's earlier
+                # iterations did (rcx/rsi/rdi moved on, memory written), which
+                # stays as in place; only the registers set for the copy are
+                # given back.
+                for reg, value in reversed(before_pre):
+                    m.set_reg(reg, value)
                 pc = plan.addr + (fault.pc - scratch)
                 m.set_reg(cc.pc, pc)
                 report = describe_fault(replace(fault, pc=pc), self.proc)
@@ -446,10 +453,14 @@ class Stepper:
 
     def _x64_rip(self, p: _Plan, insn, raw: bytes, nxt: int) -> None:
         """Rewrite a RIP-relative operand for the copy at the scratch page."""
-        doff, dsize = insn.disp_offset, insn.disp_size
-        if not doff or dsize != 4:
+        # RIP-relative is ModRM mod=00 r/m=101 with no SIB: the disp32 follows
+        # ModRM. (capstone 5's disp_size says 2 under a 0x66 prefix or VEX.pp=01:
+        # movdqa, movapd, cmp word ptr, vmovdqa... so it is not trusted.)
+        mo = insn.modrm_offset
+        if not mo or mo + 5 > len(raw) or raw[mo] & 0xC7 != 0x05:
             p.refuse = f"unexpected encoding of a RIP-relative operand ({raw.hex()})"
             return
+        doff = mo + 1
         disp = struct.unpack_from("<i", raw, doff)[0]
         new = disp + p.addr - STEP_SCRATCH
         if -(1 << 31) <= new < (1 << 31):
@@ -461,10 +472,9 @@ class Stepper:
             i += 1
         rex = i if i < len(raw) and 0x40 <= raw[i] <= 0x4F else None
         op0 = raw[i + (rex is not None)] if i + (rex is not None) < len(raw) else None
-        if op0 in (0xC4, 0xC5, 0x62) or (op0 == 0x8F and insn.mnemonic != "pop"):
-            p.refuse = ("a VEX/EVEX/XOP-encoded instruction with a RIP-relative operand "
-                        "the scratch page cannot reach")
-            return
+        # 3-byte VEX, EVEX and XOP carry an inverted B bit (bit 5 of the byte
+        # after the escape); 2-byte VEX (C5) has none: B = 0 already
+        vex_b = op0 in (0xC4, 0x62) or (op0 == 0x8F and insn.mnemonic != "pop")
         read, written = insn.regs_access()
         used = {insn.reg_name(r) for r in (*read, *written)}
         for name, aliases, num in _X86_SCRATCH_REGS:
@@ -476,6 +486,8 @@ class Stepper:
         code = bytearray(raw)
         if rex is not None:
             code[rex] &= ~1                       # REX.B: the base is a low register
+        if vex_b:
+            code[i + 1] |= 0x20                   # ~B = 1: likewise
         mo = insn.modrm_offset
         code[mo] = 0b10 << 6 | (code[mo] & 0x38) | num
         reg = self._regs[name]
@@ -708,15 +720,18 @@ A64_NOP = 0xD503201F
 _X86_LEGACY_PREFIXES = frozenset(b"\xf0\xf2\xf3\x2e\x36\x3e\x26\x64\x65\x66\x67")
 
 #: registers a RIP-relative operand can be rebased on: (name, every name
-#: of it capstone may list as accessed, ModRM r/m number)
+#: of it capstone may list as accessed, ModRM r/m number). rsi, rdi and rbp
+#: first: no instruction with a ModRM memory operand uses them implicitly,
+#: whereas rax/rcx/rdx/rbx are implicit operands capstone does not always
+#: list (``pcmpestrm`` reads eax/edx and capstone 5 reports neither).
 _X86_SCRATCH_REGS = (
-    ("rax", {"al", "ah", "ax", "eax", "rax"}, 0),
-    ("rcx", {"cl", "ch", "cx", "ecx", "rcx"}, 1),
-    ("rdx", {"dl", "dh", "dx", "edx", "rdx"}, 2),
-    ("rbx", {"bl", "bh", "bx", "ebx", "rbx"}, 3),
     ("rsi", {"sil", "si", "esi", "rsi"}, 6),
     ("rdi", {"dil", "di", "edi", "rdi"}, 7),
     ("rbp", {"bpl", "bp", "ebp", "rbp"}, 5),
+    ("rbx", {"bl", "bh", "bx", "ebx", "rbx"}, 3),
+    ("rcx", {"cl", "ch", "cx", "ecx", "rcx"}, 1),
+    ("rdx", {"dl", "dh", "dx", "edx", "rdx"}, 2),
+    ("rax", {"al", "ah", "ax", "eax", "rax"}, 0),
 )
 
 
