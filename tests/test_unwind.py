@@ -337,3 +337,104 @@ def test_registers_given_and_no_stopped_call(src):
         with pytest.raises(KitemuError, match="unknown register"):
             backtrace(proc, regs={"eax": 1})
         finish(s, CHAIN_RESULT)
+
+
+def test_unreadable_memory_stops_the_walk_with_a_reason(src):
+    """A frame pointer or stack pointer into unmapped memory ends the walk
+    (complete False, a reason naming the address), never an exception; so
+    does a register value that is not an integer (KitemuError)."""
+    path = src("chain.c", CHAIN)
+    for target in ("elf-x64", "elf-aarch64", "elf-rv64"):
+        with Session(target, opt="-O0", cflags=["-g"]) as s:
+            s.append(path)
+            proc = stop(s, call_site(s, "strlen", "c"))
+            bt = backtrace(proc, regs={"fp": 0x7FF0, "sp": 0x7000})
+            assert not bt.complete and "0x7f" in bt.reason and "not readable" in bt.reason
+            assert bt.functions == ["c"]
+            link = {"elf-aarch64": {"lr": 0x10}, "elf-rv64": {"ra": 0x10}}.get(target, {})
+            bt = backtrace(proc, regs={"pc": s.lookup("c"), "sp": 0x10, **link})
+            assert not bt.complete and bt.reason, bt.render()
+            with pytest.raises(KitemuError, match="not an integer"):
+                backtrace(proc, regs={"sp": "0x1000"})
+            finish(s, CHAIN_RESULT)
+
+
+# hand-written CFI (x86-64 .eh_frame): opcodes clang's C output never uses
+HAND_CFI = r"""
+#include <kitlibc.h>
+char msg[] = "hello";
+int before(int x) { return x * 2; }
+int victim(int x) { return x + 1; }
+void tramp(void);
+void sfcfa(void);
+void argsz(void);
+void rrs(int);
+__asm__(
+    ".text\n"
+    /* a signal frame whose 'interrupted' pc is victim's first instruction */
+    ".globl tramp\n.type tramp,@function\ntramp:\n"
+    "  .cfi_startproc\n  .cfi_signal_frame\n"
+    "  leaq victim(%rip), %rax\n"                   /* 7 bytes */
+    "  pushq %rax\n"                                /* tramp+7; stop at tramp+8 */
+    "  nop\n  popq %rax\n  ret\n  .cfi_endproc\n.size tramp, .-tramp\n"
+    /* DW_CFA_def_cfa_sf rsp, -2: CFA = rsp + (-2 * data_alignment -8) = rsp + 16 */
+    ".globl sfcfa\n.type sfcfa,@function\nsfcfa:\n"
+    "  .cfi_startproc\n  pushq %rbp\n"
+    "  .cfi_escape 0x12, 0x07, 0x7e\n  .cfi_offset %rbp, -16\n"
+    "  nop\n"                                       /* stop at sfcfa+1 */
+    "  popq %rbp\n  .cfi_def_cfa_offset 8\n  ret\n  .cfi_endproc\n.size sfcfa, .-sfcfa\n"
+    /* DW_CFA_GNU_args_size 0 (says nothing about the CFA) */
+    ".globl argsz\n.type argsz,@function\nargsz:\n"
+    "  .cfi_startproc\n  subq $8, %rsp\n  .cfi_def_cfa_offset 16\n"
+    "  .cfi_escape 0x2e, 0x00\n"
+    "  nop\n"                                       /* stop at argsz+4 */
+    "  addq $8, %rsp\n  .cfi_def_cfa_offset 8\n  ret\n  .cfi_endproc\n.size argsz, .-argsz\n"
+    /* an early-return epilogue: remember_state / restore / restore_state */
+    ".globl rrs\n.type rrs,@function\nrrs:\n"
+    "  .cfi_startproc\n  pushq %rbx\n  .cfi_def_cfa_offset 16\n  .cfi_offset %rbx, -16\n"
+    "  testl %edi, %edi\n  jne 1f\n"
+    "  .cfi_remember_state\n  popq %rbx\n  .cfi_def_cfa_offset 8\n  .cfi_restore %rbx\n"
+    "  ret\n"
+    "  .cfi_restore_state\n"
+    "1:\n  nop\n"                                   /* stop at the nop */
+    "  popq %rbx\n  .cfi_def_cfa_offset 8\n  ret\n  .cfi_endproc\n.size rrs, .-rrs\n"
+);
+int main(void) {
+    tramp();
+    sfcfa();
+    argsz();
+    rrs(1);
+    return victim(before(3));
+}
+"""
+
+
+def test_hand_written_cfi(src):
+    """.eh_frame rows this module builds itself: DW_CFA_def_cfa_sf scaled by
+    the data alignment factor, DW_CFA_GNU_args_size ignored,
+    remember/restore_state around an early epilogue, and a signal frame
+    ('S'): its caller's pc is the interrupted instruction, looked up at pc
+    (here the first instruction of victim; pc - 1 would be in before)."""
+    path = src("hand.c", HAND_CFI)
+    with Session("elf-x64", opt="-O0", cflags=["-g", "-fasynchronous-unwind-tables"]) as s:
+        s.append(path)
+        code = s.proc.machine.read(s.lookup("rrs"), 16)
+        nop = s.lookup("rrs") + code.index(b"\xc3") + 1        # after the early ret
+        stops = [("tramp", s.lookup("tramp") + 8, ["tramp", "victim", "main"]),
+                 ("sfcfa", s.lookup("sfcfa") + 1, ["sfcfa", "main"]),
+                 ("argsz", s.lookup("argsz") + 4, ["argsz", "main"]),
+                 ("rrs", nop, ["rrs", "main"])]
+        for name, where, funcs in stops:
+            proc = stop(s, where)
+            bt = backtrace(proc)
+            assert bt.complete and bt.functions == funcs, (name, bt.render())
+            assert bt[0].how == "cfi" and bt[0].table == ".eh_frame", (name, bt.render())
+            if name == "tramp":
+                assert bt[1].pc == s.lookup("victim") and bt[1].offset == 0
+                call = next(i for i, ln in enumerate(HAND_CFI.splitlines(), 1)
+                            if ln.strip() == "tramp();")
+                assert bt[1].how == "cfi" and bt[2].line == call, bt.render()
+            else:
+                assert bt[0].cfa == bt[1].sp == proc.machine.reg(
+                    s.target.callconv.sp) + 16, (name, bt.render())
+            finish(s, 7)

@@ -61,21 +61,26 @@ Where the CFI comes from
 * Darwin arm64 emits ``__compact_unwind`` only (not read): frame records.
 
 pyelftools' :class:`~elftools.dwarf.callframe.CallFrameInfo` parses the
-CIEs/FDEs and decodes the rows; this module picks the row for a PC and
-evaluates it. FDE tables are built per input, on the first PC that falls in
+CIEs/FDEs and their instructions; this module builds the rows (pyelftools'
+own decoder scales ``DW_CFA_def_cfa_sf`` by the code alignment factor and
+rejects ``DW_CFA_GNU_args_size``), picks the row for a PC and evaluates it. FDE tables are built per input, on the first PC that falls in
 that input's code, and kept with the image (inputs never change).
 
 PCs of caller frames are return addresses: the FDE, the function and the
 source line are looked up at ``pc - 1`` (inside the call instruction), so a
-frame shows the line of its call.
+frame shows the line of its call -- except the caller of a signal frame
+(an FDE whose CIE augmentation has ``S``), whose pc is the interrupted
+instruction itself and is looked up as it is.
 
 Limits: frame 0 inside an epilogue after the frame pointer was restored but
 before the return instruction unwinds wrongly without CFI (and on AArch64
 even with it: clang describes no epilogues there); a function without frame
 pointer and without CFI (x86-64 / RISC-V ``-O2`` without ``-g`` or unwind
 tables) cannot be unwound past: the walk stops (``Backtrace.complete`` is
-False, ``reason`` says why) rather than guess. Signal frames and host
-functions calling back into guest code do not exist in kitemu.
+False, ``reason`` says why) rather than guess; so does memory a rule
+needs that cannot be read. kitemu delivers no signal into guest code, so
+signal frames come only from hand-written CFI; host functions never call
+back into guest code.
 """
 
 from __future__ import annotations
@@ -205,6 +210,9 @@ class _Fde:
     ra_column: int
     table: str
     problem: str | None = None
+    #: the CIE's augmentation has 'S': a signal frame, whose caller's pc is
+    #: the interrupted instruction itself (looked up at pc, not pc - 1)
+    signal: bool = False
 
 
 class _ImageTables:
@@ -345,13 +353,90 @@ def _entries(entries, delta: int, table: str) -> list[_Fde]:
         size = e["address_range"]
         problem = None
         try:
-            rows = e.get_decoded().table
-        except Exception as ex:             # an opcode pyelftools cannot decode
+            rows = _rows(e)
+        except Exception as ex:             # an opcode that cannot be decoded
             rows, problem = [], f"{type(ex).__name__}: {ex}"
         ra = e.cie["return_address_register"]
+        signal = b"S" in bytes(e.cie.header.get("augmentation") or b"")
         out.append(_Fde(start + delta, start + delta + size, delta, rows,
-                        [r["pc"] & _MASK for r in rows], ra, table, problem))
+                        [r["pc"] & _MASK for r in rows], ra, table, problem, signal))
     return out
+
+
+def _rows(fde) -> list[dict]:
+    """The FDE's table rows ({"pc", "cfa": CFARule, column: RegisterRule}),
+    from the instructions pyelftools parsed. Built here rather than by
+    ``get_decoded()``: pyelftools 0.33 scales DW_CFA_def_cfa_sf by the code
+    alignment factor (the data one is right) and cannot decode
+    DW_CFA_GNU_args_size (which says nothing about the CFA or registers)."""
+    from elftools.dwarf.callframe import CFARule, RegisterRule as RR
+    from elftools.dwarf.constants import DW_CFA as O
+    cie = fde.cie
+    caf, daf = cie["code_alignment_factor"], cie["data_alignment_factor"]
+    rows: list[dict] = []
+    row: dict = {"pc": fde["initial_location"], "cfa": CFARule(reg=None, offset=0)}
+    initial: dict = {}
+    stack: list[dict] = []
+
+    def run(instructions, in_fde: bool) -> None:
+        nonlocal row
+        for ins in instructions:
+            op, a = ins.opcode, ins.args
+            if op in (O.advance_loc, O.advance_loc1, O.advance_loc2, O.advance_loc4):
+                if in_fde:
+                    rows.append(dict(row))
+                row["pc"] += a[0] * caf
+            elif op == O.set_loc:
+                if in_fde:
+                    rows.append(dict(row))
+                row["pc"] = a[0]
+            elif op == O.def_cfa:
+                row["cfa"] = CFARule(reg=a[0], offset=a[1])
+            elif op == O.def_cfa_sf:
+                row["cfa"] = CFARule(reg=a[0], offset=a[1] * daf)
+            elif op == O.def_cfa_register:
+                row["cfa"] = CFARule(reg=a[0], offset=row["cfa"].offset)
+            elif op == O.def_cfa_offset:
+                row["cfa"] = CFARule(reg=row["cfa"].reg, offset=a[0])
+            elif op == O.def_cfa_offset_sf:
+                row["cfa"] = CFARule(reg=row["cfa"].reg, offset=a[0] * daf)
+            elif op == O.def_cfa_expression:
+                row["cfa"] = CFARule(expr=a[0])
+            elif op == O.undefined:
+                row[a[0]] = RR(RR.UNDEFINED)
+            elif op == O.same_value:
+                row[a[0]] = RR(RR.SAME_VALUE)
+            elif op in (O.offset, O.offset_extended, O.offset_extended_sf):
+                row[a[0]] = RR(RR.OFFSET, a[1] * daf)
+            elif op in (O.val_offset, O.val_offset_sf):
+                row[a[0]] = RR(RR.VAL_OFFSET, a[1] * daf)
+            elif op == O.register:
+                row[a[0]] = RR(RR.REGISTER, a[1])
+            elif op == O.expression:
+                row[a[0]] = RR(RR.EXPRESSION, a[1])
+            elif op == O.val_expression:
+                row[a[0]] = RR(RR.VAL_EXPRESSION, a[1])
+            elif op in (O.restore, O.restore_extended):
+                if a[0] in initial:                  # the CIE's rule for it
+                    row[a[0]] = initial[a[0]]
+                else:
+                    row.pop(a[0], None)
+            elif op == O.remember_state:
+                stack.append(dict(row))
+            elif op == O.restore_state:
+                if not stack:
+                    raise ValueError("DW_CFA_restore_state without a remembered state")
+                row = dict(stack.pop(), pc=row["pc"])
+            elif op in (O.nop, O.GNU_args_size, O.AARCH64_negate_ra_state):
+                pass
+            else:
+                raise ValueError(f"unknown CFI opcode {int(op):#x}")
+
+    run(cie.instructions, False)
+    initial = {k: v for k, v in row.items() if k not in ("pc", "cfa")}
+    run(fde.instructions, True)
+    rows.append(row)
+    return rows
 
 
 def _debug_info(image, oi: int):
@@ -444,8 +529,18 @@ def _prologue(arch: str, code: bytes, upto: int) -> tuple[bool, int, int | None]
 
 
 # -- the walk ---------------------------------------------------------------------
+class _Unreadable(Exception):
+    """A frame's unwinding needs memory that cannot be read."""
+
+    def __init__(self, addr: int, how: str):
+        super().__init__(addr, how)
+        self.addr, self.how = addr, how
+
+
 class _Walker:
     use_cfi = True
+    #: the frame just unwound is a signal frame (CIE augmentation 'S')
+    signal = False
 
     def __init__(self, proc, regs: dict[int, int], pc: int):
         from ..inspect.view import inspector
@@ -480,8 +575,11 @@ class _Walker:
     def is_host(self, addr: int) -> bool:
         return self.host[0] <= addr < self.host[1] or addr in self.host_names
 
-    def read64(self, addr: int) -> int:
-        return int.from_bytes(self.proc.machine.read(addr, 8), "little")
+    def read64(self, addr: int, how: str) -> int:
+        try:
+            return int.from_bytes(self.proc.machine.read(addr & _MASK, 8), "little")
+        except Exception:
+            raise _Unreadable(addr & _MASK, how) from None
 
     def c_name(self, name: str | None) -> str | None:
         p = self.target.symbol_prefix
@@ -508,11 +606,20 @@ class _Walker:
         out = Backtrace()
         regs, pc = dict(self.regs), self.pc
         seen: set[tuple[int, int]] = set()
+        exact = True                  # frame 0, or the caller of a signal frame
         for index in range(limit):
-            lookup = pc if index == 0 else pc - 1
+            lookup = pc if exact else pc - 1
             sp = regs[self.R.sp]
-            result = self.unwind(index, pc, lookup, regs)
+            self.signal = False
+            try:
+                result = self.unwind(index, pc, lookup, regs)
+            except _Unreadable as e:
+                out.append(self.frame(index, pc, lookup, sp, None, e.how, None))
+                out.reason = (f"frame #{index} ({e.how}): memory at {e.addr:#x} is not "
+                              "readable")
+                return out
             how, cfa, new_regs, ra, table, problem = result
+            exact = self.signal
             out.append(self.frame(index, pc, lookup, sp, cfa, how, table))
             if problem is not None:
                 out.reason = problem
@@ -591,7 +698,7 @@ class _Walker:
         new = dict(regs)
         sp = regs[R.sp] + down
         if R.lr is None:
-            ra = self.read64(sp)
+            ra = self.read64(sp, how)
             cfa = sp + 8
         else:
             ra = regs[R.lr]
@@ -609,9 +716,11 @@ class _Walker:
                     f"frame record above sp {sp:#x}")
         new = dict(regs)
         if self.arch == "rv64":
-            ra, saved, cfa = self.read64(fp - 8), self.read64(fp - 16), fp
+            ra, saved = self.read64(fp - 8, "frame-record"), self.read64(fp - 16, "frame-record")
+            cfa = fp
         else:
-            saved, ra, cfa = self.read64(fp), self.read64(fp + 8), fp + 16
+            saved, ra = self.read64(fp, "frame-record"), self.read64(fp + 8, "frame-record")
+            cfa = fp + 16
         new[R.fp] = saved
         new[R.sp] = cfa
         if R.lr is not None:
@@ -628,6 +737,7 @@ class _Walker:
         if rule.expr is not None or rule.reg is None or rule.reg not in regs:
             return None                      # refused: frame records instead
         cfa = (regs[rule.reg] + rule.offset) & _MASK
+        self.signal = fde.signal
         new = dict(regs)
         ra_col = fde.ra_column
         ra_value = regs.get(ra_col) if ra_col in regs else None
@@ -635,7 +745,7 @@ class _Walker:
             if col in ("pc", "cfa"):
                 continue
             if rr.type == RR.OFFSET:
-                value = self.read64(cfa + rr.arg)
+                value = self.read64(cfa + rr.arg, "cfi")
             elif rr.type == RR.VAL_OFFSET:
                 value = cfa + rr.arg
             elif rr.type == RR.REGISTER:
@@ -689,6 +799,9 @@ def backtrace(proc, limit: int = DEFAULT_LIMIT, regs: dict[str, int] | None = No
         by_name = {n: i for i, n in R.names.items()}
         aliases = _aliases(arch)
         for name, value in regs.items():
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise KitemuError(f"register {name!r}: {value!r} is not an integer")
+            value &= _MASK
             key = aliases.get(name.lower(), name.lower())
             if key in ("pc", "rip"):
                 pc = value
