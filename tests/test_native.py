@@ -377,3 +377,27 @@ def test_object_format_errors_keep_their_type():
     with pytest.raises(KitemuError) as info:
         run_native([os.path.abspath(__file__)])
     assert "test_native.py" in str(info.value)
+
+
+# -- process lifetime --------------------------------------------------------------------------
+def _processes_one_after_another(paths):
+    from kitemu.backends.native import NativeProcess
+    out = []
+    for _ in range(3):
+        proc = NativeProcess("elf-x64")
+        proc.link(_objects(paths))
+        r = proc.run("main", [], timeout=TIMEOUT)
+        proc.free()
+        out.append((r.exit_code, r.stdout, r.message, len(os.listdir("/proc/self/fd"))))
+    return out
+
+
+def test_a_freed_native_process_leaves_its_addresses_and_fds_behind():
+    """NativeProcess.free() unmaps the heap and argv pages (mapped by the
+    machine, not ExecMem) and closes its pipe: the next process in the same
+    OS process maps them again at the same addresses."""
+    case = next(c for c in ELF_X64 if c.case == "malloc_list" and c.variant == "O2")
+    out = run_isolated(_processes_one_after_another, tuple(case.objects))
+    assert [o[:3] for o in out] == [out[0][:3]] * 3, out
+    assert out[0][0] == case.expected_exit and out[0][1] == case.expected_stdout
+    assert out[0][3] == out[1][3] == out[2][3]

@@ -1257,6 +1257,7 @@ class NativeProcess(JitProcess):
         if threading.stack_size() < WORKER_STACK:
             threading.stack_size(WORKER_STACK)
         self._done_r, self._done_w = os.pipe()
+        self._done_lock = threading.Lock()
         self._outcomes: dict[int, tuple] = {}
         self._call_id = 0
         #: worker thread (threading ident) -> the call it runs
@@ -1352,7 +1353,9 @@ class NativeProcess(JitProcess):
 
     def _finish(self, call_id: int, outcome: tuple) -> None:
         self._outcomes[call_id] = outcome
-        os.write(self._done_w, struct.pack("<Q", call_id))
+        with self._done_lock:
+            if self._done_w >= 0:         # not freed meanwhile
+                os.write(self._done_w, struct.pack("<Q", call_id))
 
     def park(self, kind: str, payload=None):
         """Called by a host callback that must not return into the guest:
@@ -1531,9 +1534,23 @@ class NativeProcess(JitProcess):
         return self._pending.block.saved_rsp if self._pending is not None else None
 
     def free(self) -> None:
+        """Abandon a stopped call, free the exec memory, unmap the heap and
+        argv pages and close the completion pipe: another NativeProcess of
+        this OS process can then use the same addresses. (Threads parked
+        by faults, exits and time limits stay blocked; a late word from one
+        is dropped.)"""
         if self._pending is not None:
             self.abandon()
         super().free()
+        m = self.machine
+        for r in [r for r in m._regions if r.kind != "thread-stack"]:
+            m.unmap(r.start, r.end - r.start)
+        self._argv_area = None
+        with self._done_lock:
+            if self._done_w >= 0:
+                os.close(self._done_r)
+                os.close(self._done_w)
+                self._done_r = self._done_w = -1
 
     def _open_gate(self, call: "_ResumableCall") -> None:
         trap = self.trap
