@@ -76,11 +76,17 @@ class Prog:
             code += body + bytes(-len(body) % 16)
         places["do_exit"] = len(code)
         code += x64("push rbx; mov edi, 3") + b"\xe8\0\0\0\0" + x64("pop rbx; ret")
+        code += bytes(-len(code) % 16)
+        # spin_host: for (;;) strlen(code) - nearly all its time in a host body
+        places["spin_host"] = len(code)
+        code += x64("push rax; lea rdi, [rip - 7]") + b"\xe8\0\0\0\0" + b"\xeb\xf2"
         text = b.section(".text", SectionKind.TEXT, code, align=16)
         for name, off in places.items():
             b.symbol(name, text, off, binding=Binding.GLOBAL, type=SymbolType.FUNC)
         b.undefined("exit")
         b.reloc(text, places["do_exit"] + 7, "R_X86_64_PLT32", "exit", -4)
+        b.undefined("strlen")
+        b.reloc(text, places["spin_host"] + 9, "R_X86_64_PLT32", "strlen", -4)
         self.proc = proc = NativeProcess("elf-x64", strategy=strategy)
         proc.link([b.build()])
         for name in places:
@@ -563,3 +569,42 @@ def test_calls_do_not_leak_their_alternate_signal_stacks():
     assert proc.start_call(p.f, [1, 1]).stopped
     proc.abandon()
     assert len(proc.trap._altstacks) == before
+
+
+@pytest.mark.parametrize("resumable", [False, True])
+def test_time_limit_hit_inside_a_host_function_stops_the_worker(resumable):
+    run_isolated(_time_limit_inside_a_host_function, resumable, timeout=40)
+
+
+def _time_limit_inside_a_host_function(resumable):
+    """The time-limit signal usually lands while the worker runs a host
+    body (Python, with the thread not parkable, or ctypes holding the GIL).
+    The worker must neither return into the guest and run on behind the
+    caller's back (calling host bodies that rewrite the trap's control
+    words of later calls, so that their faults kill the process) nor be
+    parked while it holds the GIL (every other thread then waits)."""
+    p = Prog()
+    proc, m = p.proc, p.m
+    hp = m.hostproc
+    m.add_breakpoint(p.at["body"])
+    for i in range(8):
+        if resumable:
+            out = proc.start_call(p.spin_host, [], timeout=0.1)
+            assert out.faulted and out.fault.kind == "timeout"
+        else:
+            _, fault = proc.call(p.spin_host, [], timeout=0.1)
+            assert fault is not None and fault.kind == "timeout"
+        n = hp.calls
+        time.sleep(0.05)
+        assert hp.calls == n, f"{i}: the timed-out worker still runs ({hp.calls - n} host calls)"
+        assert proc.call(p.g, [hp.heap.malloc(8), i]) == (i, None)
+        out = proc.start_call(p.f, [2, i])                 # a stop, and on to the return
+        assert out.stopped and out.pc == p.at["body"]
+        while out.stopped:
+            out = proc.resume()
+        assert out.returned and out.value == expect(2, i)
+        m.add_breakpoint(p.g)                             # a stop, then a fault in its step
+        assert proc.start_call(p.g, [8, i]).stopped
+        out = proc.resume()
+        assert out.faulted and out.fault.signal == "SIGSEGV" and out.fault.address == 8
+        m.remove_breakpoint(p.g)

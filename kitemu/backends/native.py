@@ -595,7 +595,9 @@ class NativeMachine:
 # thread id allowed to park (the current guest worker; 0 while it runs Python),
 # [8] fd of the in-child record pipe, [16] the timeout signal, [24] fd of the
 # pipe to the parent (-1: none), [32] the thread id whose SIGTRAPs are
-# resumable stops (a start_call()/resume() worker; 0: none).
+# resumable stops (a start_call()/resume() worker; 0: none), [40] and [48]
+# start and size of the guest code (the exec-memory region of the process
+# whose call runs).
 #
 #   record (96 bytes, _RECORD) on the stack: "KITM", sig, si_code, si_addr,
 #     rip, rsp, err, trapno, CTL[0], gettid(), ucontext_t *, gate address (0)
@@ -605,7 +607,8 @@ class NativeMachine:
 #       while gate == 0: futex(&gate, FUTEX_WAIT_PRIVATE, 0)
 #       return            ; with the context the controller may have rewritten
 #   write(CTL[8], record); write(CTL[24], record)    ; a fault
-#   if tid == CTL[0]: loop { pause() }               ; park the guest thread
+#   if tid == record's CTL[0] and (sig != CTL[16] or rip in the guest code or in
+#   this page): loop { pause() }                     ; park the guest thread
 #   if sig == CTL[16]: return                         ; timeout probe of Python code
 #   rt_sigaction(sig, SIG_DFL); tgkill(getpid(), tid, sig); return   ; die by it
 #
@@ -614,6 +617,13 @@ class NativeMachine:
 # setting the gate to 1 and waking it (FaultTrap.wake). A gate nobody sets
 # parks its thread for good, blocked in the kernel (abandon() instead points
 # the context at _ABANDON_ASM, which unwinds the thread).
+#
+# The time-limit signal parks only a thread interrupted in guest code or in
+# this page (entry trampoline, handler): one interrupted elsewhere may be
+# in Python or ctypes, holding the GIL, and parking it would stop every
+# other thread of the process; the handler returns instead and the
+# controller (NativeProcess._stop_worker) has the thread park itself at the
+# next host-function boundary, or signals it again.
 _HANDLER_ASM = """
     push rbx
     push r12
@@ -689,8 +699,20 @@ fault:
     mov edx, 96
     mov eax, 1                           # write
     syscall
-    cmp r14, qword ptr [r12]
-    jne not_guest
+    cmp r14, qword ptr [rsp + 64]        # CTL[0] as recorded: the record tells
+    jne not_guest                        # what the handler decided
+    cmp rbx, qword ptr [r12 + 16]        # the time-limit signal: only where
+    jne park                             # no GIL can be held
+    mov rax, qword ptr [rsp + 32]
+    sub rax, qword ptr [r12 + 40]
+    cmp rax, qword ptr [r12 + 48]
+    jb park                              # guest code
+    mov rax, qword ptr [rsp + 32]
+    movabs rcx, {code:#x}
+    sub rax, rcx
+    cmp rax, {page:#x}
+    jb park                              # entry trampoline, handler
+    jmp done
 park:
     mov eax, 34                          # pause
     syscall
@@ -967,8 +989,9 @@ class FaultTrap:
         self.ctl[1] = self.w
         self.ctl[2] = TIMEOUT_SIGNAL
         self.ctl[3] = parent_fd
-        self.ctl[4] = 0
-        handler = _assemble(_HANDLER_ASM.format(ctl=ctl))
+        self.ctl[4] = self.ctl[5] = self.ctl[6] = 0
+        self.page = page
+        handler = _assemble(_HANDLER_ASM.format(ctl=ctl, code=code, page=page))
         entry, abandon = _assemble(_ENTRY_ASM), _assemble(_ABANDON_ASM)
         assert len(handler) <= _ENTRY_AT and len(entry) <= _ABANDON_AT - _ENTRY_AT
         ctypes.memmove(code, handler, len(handler))
@@ -998,6 +1021,14 @@ class FaultTrap:
     @parkable.setter
     def parkable(self, tid: int) -> None:
         self.ctl[0] = tid
+
+    def set_guest_code(self, start: int, size: int) -> None:
+        """Where guest code runs (a time-limit signal parks a thread there)."""
+        self.ctl[5], self.ctl[6] = start, size
+
+    def parks_at(self, pc: int) -> bool:
+        """A time-limit signal at ``pc`` parks the thread (see the handler)."""
+        return 0 <= pc - self.ctl[5] < self.ctl[6] or 0 <= pc - self.code < self.page
 
     @property
     def resumable(self) -> int:
@@ -1193,6 +1224,7 @@ class NativeHostProcess(HostProcess):
         def callback(*raw):
             ctl = self.controller
             trap = ctl.trap
+            ctl.park_if_given_up(name)      # the caller stopped waiting: never run on
             parkable = trap.parkable
             trap.parkable = 0               # Python runs: a fault now is the harness's
             self.calls += 1
@@ -1209,7 +1241,9 @@ class NativeHostProcess(HostProcess):
                 ctl.park("host-fault")
             except BaseException as e:     # a bug: reported by the caller of call()
                 ctl.park("error", e)
+            ctl.park_if_given_up(name)      # before touching the trap's words again
             trap.parkable = parkable
+            ctl.park_if_given_up(name)      # the time-limit signal came in between
             if returns == "double":
                 return float(result)
             if returns == "void":
@@ -1262,6 +1296,10 @@ class NativeProcess(JitProcess):
         self._call_id = 0
         #: worker thread (threading ident) -> the call it runs
         self._thread_calls: dict[int, int] = {}
+        #: calls whose caller stopped waiting (time limit): their worker must
+        #: park, never return into the guest; -> where it parked itself
+        self._given_up: set[int] = set()
+        self._parked_in: dict[int, int] = {}
         #: the resumable call stopped at a breakpoint (with _stopped_call)
         self._pending: _ResumableCall | None = None
         self._argv_area: tuple[int, int] | None = None
@@ -1337,11 +1375,12 @@ class NativeProcess(JitProcess):
         tid = threading.get_native_id()
         self._thread_calls[threading.get_ident()] = call_id
         try:
+            trap.set_guest_code(self.mem.base, self.mem.capacity)
             trap.parkable = tid
             ret = fnptr(*values)
-            trap.parkable = 0
+            self._release(tid)
         except BaseException as e:      # ctypes itself failed
-            trap.parkable = 0
+            self._release(tid)
             self._thread_calls.pop(threading.get_ident(), None)
             trap.leave_thread(altstack)
             self._finish(call_id, ("error", e))
@@ -1350,6 +1389,15 @@ class NativeProcess(JitProcess):
         self.machine.remove_region(stack)
         trap.leave_thread(altstack)
         self._finish(call_id, ("return", ret))
+
+    def _release(self, tid: int) -> None:
+        """A worker is done with guest code: clear the trap's words that
+        still name it (a later call may own them already)."""
+        trap = self.trap
+        if trap.parkable == tid:
+            trap.parkable = 0
+        if trap.resumable == tid:
+            trap.resumable = 0
 
     def _finish(self, call_id: int, outcome: tuple) -> None:
         self._outcomes[call_id] = outcome
@@ -1361,10 +1409,25 @@ class NativeProcess(JitProcess):
         """Called by a host callback that must not return into the guest:
         report ``kind`` to the waiting caller, then block this thread forever
         (its guest frames stay as they are, as under a real ``exit()``)."""
+        self.park_if_given_up(None)
         self.trap.parkable = 0
         if self.trap.resumable == threading.get_native_id():
             self.trap.resumable = 0
         self._finish(self._thread_calls.get(threading.get_ident(), self._call_id), (kind, payload))
+        forever = threading.Event()
+        while True:
+            forever.wait()
+
+    def park_if_given_up(self, host_function: str | None) -> None:
+        """Called by a worker in a host body: if its call's caller gave up
+        on it (time limit), block this thread for good without touching
+        the trap's words, which belong to later calls now."""
+        call_id = self._thread_calls.get(threading.get_ident())
+        if call_id is None or call_id not in self._given_up:
+            return
+        hp = self.hostproc
+        self._parked_in[call_id] = (hp.addrs.get(self.target.symbol(host_function), 0)
+                                    if host_function else 0)
         forever = threading.Event()
         while True:
             forever.wait()
@@ -1389,21 +1452,37 @@ class NativeProcess(JitProcess):
             return ("timeout", self._stop_worker(call_id, worker, timeout))
 
     def _stop_worker(self, call_id: int, worker: threading.Thread, timeout: float) -> CpuFault:
-        pc = 0
-        try:
-            signal.pthread_kill(worker.ident, TIMEOUT_SIGNAL)
-        except (ProcessLookupError, OSError):
-            pass
-        else:
-            end = time.monotonic() + 2.0
-            while time.monotonic() < end:
-                ready, _, _ = select.select([self.trap.r], [], [], end - time.monotonic())
-                if not ready:
+        """Park the worker of a call whose time is up, and learn its pc. The
+        time-limit signal parks a thread only in guest code (see the
+        handler); elsewhere (a host body, ctypes) the thread parks itself
+        at the next host-function boundary, or a later signal finds it back
+        in the guest."""
+        self._given_up.add(call_id)               # before the signal: see park_if_given_up
+        trap, tid = self.trap, worker.native_id
+        pc = first = None
+        end = time.monotonic() + 2.0
+        while pc is None and time.monotonic() < end:
+            if call_id in self._parked_in:
+                pc = self._parked_in[call_id]
+                break
+            if not worker.is_alive():
+                break
+            try:
+                signal.pthread_kill(worker.ident, TIMEOUT_SIGNAL)
+            except (ProcessLookupError, OSError):
+                break
+            round_end = min(end, time.monotonic() + 0.05)
+            while pc is None:
+                left = round_end - time.monotonic()
+                if left <= 0 or not select.select([trap.r], [], [], left)[0]:
                     break
-                rec = self.trap.read_record()
-                if rec is not None and rec.sig == TIMEOUT_SIGNAL:
-                    pc = rec.pc
-                    break
+                rec = trap.read_record()
+                if rec is not None and rec.sig == TIMEOUT_SIGNAL and rec.tid == tid:
+                    first = rec.pc if first is None else first
+                    if rec.parkable == tid and trap.parks_at(rec.pc):
+                        pc = rec.pc
+        if pc is None:
+            pc = self._parked_in.get(call_id, first or 0)
         return CpuFault("timeout", None, None, pc, f"time limit of {timeout:g} s reached")
 
     # -- resumable calls ------------------------------------------------------------
@@ -1564,12 +1643,13 @@ class NativeProcess(JitProcess):
         call.tid = threading.get_native_id()
         self._thread_calls[threading.get_ident()] = call.id
         try:
+            trap.set_guest_code(self.mem.base, self.mem.capacity)
             trap.parkable = trap.resumable = call.tid
             trap.entry(ctypes.addressof(call.block))
             outcome = ("return", None)
         except BaseException as e:      # ctypes itself failed
             outcome = ("error", e)
-        trap.parkable = trap.resumable = 0
+        self._release(call.tid)
         self._thread_calls.pop(threading.get_ident(), None)
         self.machine.remove_region(stack)
         trap.leave_thread(altstack)
