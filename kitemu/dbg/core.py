@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import ConfigError, KitemuError
+from ..errors import KitemuError
 from .adapter import HostEvent, make_adapter
 from .registers import Registers
 
@@ -485,12 +485,6 @@ class Debugger:
             return int.from_bytes(self.session.read(self._sp(), 8), "little")
         return self.regs["x30" if arch == "aarch64" else "ra"]
 
-    def _just_called(self, pc: int) -> bool:
-        """Did the last instruction enter a function (pc is a function's
-        first instruction, a stub, a host function or an entry)?"""
-        info = self.where(pc)
-        return info.symbol is not None and info.offset == 0 or info.symbol is None
-
     def _in_trampoline(self, pc: int) -> bool:
         image = self.session.image
         if any(rf.entry <= pc < rf.entry + self.proc.arch.indirect_jump_size
@@ -528,4 +522,4 @@ class Debugger:
         write_context(self.adapter, self.regs, context)
 
 
-__all__ = ["Breakpoint", "Debugger", "DebuggerError", "StopEvent", "ConfigError"]
+__all__ = ["Breakpoint", "Debugger", "DebuggerError", "StopEvent"]
